@@ -1,0 +1,5 @@
+import sys
+
+from clpipe.cli import main
+
+sys.exit(main())

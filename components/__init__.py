@@ -1,0 +1,1 @@
+"""The pipeline stages: one folder per stage (pure logic, CLI, KFP component)."""

@@ -1,0 +1,1 @@
+"""Code shared by the stages: storage, datasets, labels, errors, CLI and torch plumbing."""

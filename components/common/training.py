@@ -1,0 +1,208 @@
+"""Torch plumbing shared by the two GPU stages (fold trainer, Co-Teaching).
+
+The speed recipe follows airbench (KellerJordan/cifar10-airbench): the whole dataset
+lives on the device as one tensor, batches are index lookups, augmentation (random crop
+with zero padding, horizontal flip) runs batched on the device, and there are no loader
+workers. On CUDA: bf16 autocast and channels_last. On the CPU everything is float32 and,
+for a fixed seed, bit-for-bit repeatable (``torch.use_deterministic_algorithms``).
+
+Seeds are separated by purpose (model init, batch order, augmentation) so that, e.g.,
+pruning examples changes which examples are seen but not the init of the networks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+#: Per-channel CIFAR-10 mean and std used by the seed's training scripts.
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2023, 0.1994, 0.2010)
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` = the GPU when one is visible, else the CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device", "", "cuda was asked for but torch sees no GPU")
+    return device
+
+
+def seed_everything(seed: int, device: torch.device) -> None:
+    """Seeds torch and numpy; on the CPU also makes every kernel deterministic."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    else:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 mixed precision on CUDA (no loss scaling needed); a no-op on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def generator(seed: int, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    return g
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Train-time augmentation of the seed: RandomCrop(32, padding) + RandomHorizontalFlip."""
+
+    pad: int = 4
+    flip: bool = True
+
+
+class DeviceLoader:
+    """Batches of a whole dataset held as one tensor on the training device.
+
+    Args:
+        images: (N, 32, 32, 3) uint8.
+        labels: (N,) int labels that come with each batch.
+        batch_size: Examples per batch.
+        device: Where training runs. The data are placed there too when they fit in
+            free GPU memory (with room to spare), otherwise they stay in pinned host
+            memory and each batch is copied over.
+        shuffle: New random order each epoch (seeded by ``order_seed``).
+        drop_last: Skip the last incomplete batch (the seed's loaders do).
+        augment: Random crop/flip applied on the device, or None.
+        mean, std: Per-channel normalisation, or None for the seed's [0, 1] inputs.
+        order_seed, aug_seed: Seeds of the batch order and the augmentation.
+        min_last_batch: A last batch smaller than this is skipped even when
+            ``drop_last`` is False (the JAIR Co-Teaching code skips batches < 16).
+
+    Each iteration yields ``(x, y, rows)``: x (B, 3, 32, 32) in the compute dtype
+    (channels_last on CUDA), y (B,) int64 and the dataset rows of the batch.
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        *,
+        batch_size: int,
+        device: torch.device,
+        shuffle: bool,
+        drop_last: bool = False,
+        augment: Augment | None = None,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
+        order_seed: int = 0,
+        aug_seed: int = 1,
+        min_last_batch: int = 1,
+    ) -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.device = device
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.augment = augment
+        self.min_last_batch = min_last_batch
+        self.dtype = torch.float16 if device.type == "cuda" else torch.float32
+        self.data_device = device if _fits_on(device, images.nbytes * 2) else torch.device("cpu")
+        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.data_device)
+        x = x.permute(0, 3, 1, 2).to(self.dtype).div_(255)
+        if mean is not None:
+            m = torch.tensor(mean, dtype=self.dtype, device=self.data_device).view(1, 3, 1, 1)
+            s = torch.tensor(std, dtype=self.dtype, device=self.data_device).view(1, 3, 1, 1)
+            x = (x - m) / s
+        if self.data_device.type == "cpu" and device.type == "cuda":
+            x = x.pin_memory()
+        self.x = x
+        self.y = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=self.data_device)
+        self.order_gen = generator(order_seed, self.data_device)
+        self.aug_gen = generator(aug_seed, self.data_device)
+        if self.data_device != device:
+            log.info("dataset (%.0f MB) kept in host memory: it does not fit on %s", images.nbytes * 2 / 2**20, device)
+
+    def __len__(self) -> int:
+        n = len(self.y)
+        full, rest = divmod(n, self.batch_size)
+        return full + (1 if rest and not self.drop_last and rest >= self.min_last_batch else 0)
+
+    @property
+    def num_examples(self) -> int:
+        return len(self.y)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        n = len(self.y)
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.order_gen, device=self.data_device)
+        else:
+            order = torch.arange(n, device=self.data_device)
+        for b in range(len(self)):
+            rows = order[b * self.batch_size : (b + 1) * self.batch_size]
+            x = self.x[rows]
+            if self.augment is not None:
+                x = augment_batch(x, self.augment, self.aug_gen)
+            x = x.to(self.device, non_blocking=True)
+            if self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, self.y[rows].to(self.device, non_blocking=True), rows
+
+
+def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.Tensor:
+    """Random crop with zero padding and random horizontal flip, for a whole batch at once."""
+    b, c, h, w = x.shape
+    if aug.pad:
+        padded = torch.nn.functional.pad(x, (aug.pad,) * 4)
+        dy = torch.randint(0, 2 * aug.pad + 1, (b,), generator=gen, device=x.device)
+        dx = torch.randint(0, 2 * aug.pad + 1, (b,), generator=gen, device=x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+        x = padded[torch.arange(b, device=x.device)[:, None, None, None],
+                   torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+    if aug.flip:
+        flip = torch.rand(b, generator=gen, device=x.device) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return x
+
+
+def _fits_on(device: torch.device, nbytes: int) -> bool:
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes < 0.4 * free
+
+
+@torch.no_grad()
+def predict_proba(
+    model: torch.nn.Module, loader: DeviceLoader, *, tta_flip: bool = False, temperature: float = 1.0
+) -> np.ndarray:
+    """(N, K) float32 softmax probabilities in dataset row order (the loader must not shuffle)."""
+    model.eval()
+    out = []
+    for x, _, _ in loader:
+        with autocast(loader.device):
+            logits = model(x).float()
+            if tta_flip:
+                logits = (logits + model(x.flip(3)).float()) / 2
+        out.append(torch.softmax(logits / temperature, dim=1).cpu())
+    return torch.cat(out).numpy().astype(np.float32)
+

@@ -1,0 +1,1 @@
+"""The clpipe Kubeflow pipeline: definition, compiled YAML, configs, local and cluster runs."""
