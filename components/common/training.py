@@ -72,10 +72,15 @@ def generator(seed: int, device: torch.device) -> torch.Generator:
 
 @dataclass(frozen=True)
 class Augment:
-    """Train-time augmentation of the seed: RandomCrop(32, padding) + RandomHorizontalFlip."""
+    """Train-time augmentation: RandomCrop(32, padding) + RandomHorizontalFlip.
+
+    The seed pads with zeros (``pad_mode="constant"``); airbench translates with
+    reflection padding (``"reflect"``).
+    """
 
     pad: int = 4
     flip: bool = True
+    pad_mode: str = "constant"
 
 
 class DeviceLoader:
@@ -171,7 +176,7 @@ def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.
     """Random crop with zero padding and random horizontal flip, for a whole batch at once."""
     b, c, h, w = x.shape
     if aug.pad:
-        padded = torch.nn.functional.pad(x, (aug.pad,) * 4)
+        padded = torch.nn.functional.pad(x, (aug.pad,) * 4, mode=aug.pad_mode)
         dy = torch.randint(0, 2 * aug.pad + 1, (b,), generator=gen, device=x.device)
         dx = torch.randint(0, 2 * aug.pad + 1, (b,), generator=gen, device=x.device)
         rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]

@@ -1,0 +1,1 @@
+"""Dataset helpers: export to the seed's ImageFolder layout, subsets, info."""

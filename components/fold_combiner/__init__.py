@@ -1,0 +1,1 @@
+"""Fold combiner stage: K fold outputs -> one (N, K) pred_probs matrix."""

@@ -1,0 +1,66 @@
+import os
+
+import numpy as np
+import pytest
+
+from clpipe.components.common import storage
+from clpipe.components.common.errors import InputError
+
+
+def test_npy_and_json_round_trip_on_memory_fs():
+    storage.save_npy("memory://t/a.npy", np.arange(5))
+    np.testing.assert_array_equal(storage.load_npy("memory://t/a.npy"), np.arange(5))
+    storage.save_json("memory://t/b.json", {"x": 1})
+    assert storage.load_json("memory://t/b.json") == {"x": 1}
+    assert storage.join("memory://t/", "a.npy") == "memory://t/a.npy"
+
+
+def test_minio_urls_map_to_s3_with_the_endpoint_from_the_environment(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    url, options = storage._fs_url("minio://bucket/key")
+    assert url == "s3://bucket/key"
+    assert options == {"client_kwargs": {"endpoint_url": "http://127.0.0.1:1"}}
+
+
+def test_staged_output_publishes_nothing_on_failure(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError):
+        with storage.staged_output(str(out)) as stage:
+            open(os.path.join(stage, "a.txt"), "w").write("half")
+            raise RuntimeError("boom")
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_staged_output_replaces_an_older_output(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    with storage.staged_output(str(out)) as stage:
+        open(os.path.join(stage, "new.txt"), "w").write("new")
+    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_staged_output_to_an_object_store_url():
+    with storage.staged_output("memory://staged/run1") as stage:
+        open(os.path.join(stage, "summary.json"), "w").write("{}")
+        open(os.path.join(stage, "data.npy"), "wb").write(storage.npy_bytes(np.ones(3)))
+    assert storage.listdir("memory://staged/run1") == ["data.npy", "summary.json"]
+
+
+def test_local_copy_caches_remote_files(tmp_path, monkeypatch):
+    monkeypatch.setenv(storage.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    storage.write_bytes("memory://cache-src/big.bin", b"payload")
+    local = storage.local_copy("memory://cache-src/big.bin")
+    assert open(local, "rb").read() == b"payload"
+    assert str(tmp_path / "cache") in local
+    with pytest.raises(InputError, match="file not found"):
+        storage.local_copy("memory://cache-src/missing.bin")
+
+
+def test_write_bytes_is_atomic_locally(tmp_path):
+    target = tmp_path / "d" / "f.bin"
+    storage.write_bytes(str(target), b"abc")
+    assert target.read_bytes() == b"abc"
+    assert [p.name for p in target.parent.iterdir()] == ["f.bin"]
