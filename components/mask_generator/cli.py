@@ -37,7 +37,9 @@ PRED_PROBS_FILE = "pred_probs.npy"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"clpipe {STAGE}", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=f"clpipe {STAGE}", description="Confident-learning keep-masks in the seed's published layout."
+    )
     parser.add_argument("--labels", required=True,
                         help="given labels: seed JSON (.json/.json.gz, file -> label) or .npy in row order")
     parser.add_argument("--pred-probs", required=True,

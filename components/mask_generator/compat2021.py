@@ -28,8 +28,9 @@ What differs from cleanlab 2.9 (notes §3), and where it lives here:
    the label counts and rounded preserving row totals; no diagonal clip at 1.
 
 Verified bit for bit against PyPI ``cleanlab==1.0`` (same pruning and latent-estimation
-rules as d941d19f) on all 13 published conditions x 5 methods; see
-``tests/unit/mask_generator/test_compat2021.py``.
+rules as d941d19f), run with the sort order of 2021 numpy, on all 13 published conditions
+x 5 methods; see ``tests/unit/mask_generator/published_mask_facts.json`` and
+``test_compat2021.py``.
 """
 
 from __future__ import annotations
