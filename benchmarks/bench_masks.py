@@ -31,7 +31,7 @@ MODES = {"cleanlab-2.9": None, "cleanlab-2021": COMPAT_2021}
 
 def inputs(sparsity: str, noise: str) -> tuple[str, str]:
     stem = f"frac_zero_noise_rates__{sparsity}__noise_amount__{noise}"
-    return (str(CL_REPRODUCE / f"cifar10_noisy_labels__{stem}.json.gz"), str(CL_REPRODUCE / f"pyx__{stem}.npy"))
+    return str(CL_REPRODUCE / f"cifar10_noisy_labels__{stem}.json.gz"), str(CL_REPRODUCE / f"pyx__{stem}.npy")
 
 
 def median_seconds(fn, repeats: int) -> float:

@@ -43,10 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--labels", required=True,
                         help="given labels: seed JSON (.json/.json.gz, file -> label) or .npy in row order")
     parser.add_argument("--pred-probs", required=True,
-                        help=f"(N, K) .npy, or a directory containing {PRED_PROBS_FILE} (combine-folds output)")
+                        help=f"(N, K) .npy, or a directory containing {PRED_PROBS_FILE} "
+                             "(combine-folds output)")
     parser.add_argument("--out", required=True, help="output directory (path or URL)")
     parser.add_argument("--methods", nargs="+", default=list(ALL_METHODS),
-                        help=f"method ids, space- or comma-separated (default: all of {', '.join(ALL_METHODS)})")
+                        help="method ids, space- or comma-separated "
+                             f"(default: all of {', '.join(ALL_METHODS)})")
     parser.add_argument("--compat", choices=[COMPAT_2021], default=None,
                         help="reproduce the seed's early-2021 cleanlab semantics (default: cleanlab 2.9)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -127,7 +127,9 @@ def prune_by_class_2021(labels: np.ndarray, pred_probs32: np.ndarray, prune_coun
     return flagged
 
 
-def prune_by_noise_rate_2021(labels: np.ndarray, pred_probs32: np.ndarray, prune_counts: np.ndarray) -> np.ndarray:
+def prune_by_noise_rate_2021(
+    labels: np.ndarray, pred_probs32: np.ndarray, prune_counts: np.ndarray
+) -> np.ndarray:
     """PBNR flags (before the argmax step): large margins towards each other class.
 
     For given class k and each other class j with ``m = P[j][k] > 0``, the margin

@@ -139,19 +139,26 @@ def _check_pred_probs(pred_probs: np.ndarray, source: str) -> None:
     if pred_probs.dtype not in PROB_DTYPES:
         raise InputError(source, "pred_probs", f"expected float16/32/64, got dtype {pred_probs.dtype}")
     if pred_probs.ndim != 2 or pred_probs.shape[0] < 1 or pred_probs.shape[1] < 2:
-        raise InputError(source, "pred_probs", f"expected shape (N, K) with N >= 1, K >= 2, got {pred_probs.shape}")
+        raise InputError(
+            source, "pred_probs", f"expected shape (N, K) with N >= 1, K >= 2, got {pred_probs.shape}"
+        )
     bad_rows = np.flatnonzero(~np.isfinite(pred_probs).all(axis=1))
     if len(bad_rows):
-        raise InputError(source, "pred_probs", f"{len(bad_rows)} rows hold NaN or inf, first row {bad_rows[0]}")
+        raise InputError(
+            source, "pred_probs", f"{len(bad_rows)} rows hold NaN or inf, first row {bad_rows[0]}"
+        )
     negative = np.flatnonzero((pred_probs < 0).any(axis=1))
     if len(negative):
-        raise InputError(source, "pred_probs", f"{len(negative)} rows hold negative values, first row {negative[0]}")
+        raise InputError(
+            source, "pred_probs", f"{len(negative)} rows hold negative values, first row {negative[0]}"
+        )
     sums = pred_probs.sum(axis=1, dtype=np.float64)
     off = np.flatnonzero(np.abs(sums - 1.0) > ROW_SUM_ATOL)
     if len(off):
         raise InputError(
             source, "pred_probs",
-            f"{len(off)} rows do not sum to 1 (+-{ROW_SUM_ATOL}); first row {off[0]} sums to {sums[off[0]]:.6g} "
+            f"{len(off)} rows do not sum to 1 (+-{ROW_SUM_ATOL}); "
+            f"first row {off[0]} sums to {sums[off[0]]:.6g} "
             "-- probabilities, not logits, are expected",
         )
 

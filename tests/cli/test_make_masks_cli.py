@@ -46,7 +46,8 @@ def test_seed_inputs_give_the_seed_layout_and_reference_masks(tmp_path):
     out = tmp_path / "masks"
     assert clpipe_main(["make-masks", "--labels", SEED_LABELS, "--pred-probs", SEED_PYX,
                         "--out", str(out), "--compat", "cleanlab-2021"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(["summary.json", *(f"train_pruned_{m}" for m in ALL_METHODS)])
+    expected_entries = ["summary.json", *(f"train_pruned_{m}" for m in ALL_METHODS)]
+    assert sorted(p.name for p in out.iterdir()) == sorted(expected_entries)
     reference = json.loads(FACTS.read_text())["reference_2021"]["masks"]["0.4/0.4"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_examples"] == 50000 and summary["n_classes"] == 10
@@ -58,7 +59,8 @@ def test_seed_inputs_give_the_seed_layout_and_reference_masks(tmp_path):
         counts = summary["methods"][method]
         assert counts["paper_name"] == PAPER_NAMES[method]
         assert counts["kept"] == int(keep.sum()) and counts["removed"] == 50000 - counts["kept"]
-        assert sum(counts["removed_per_class"]) == counts["removed"] and len(counts["removed_per_class"]) == 10
+        assert len(counts["removed_per_class"]) == 10
+        assert sum(counts["removed_per_class"]) == counts["removed"]
 
 
 def test_combiner_directory_and_method_subset(small_inputs, tmp_path):
@@ -69,7 +71,8 @@ def test_combiner_directory_and_method_subset(small_inputs, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["methods"]) == ["cl_both", "argmax", "cl_pbc"]
     assert summary["semantics"] == "cleanlab-2.9" and summary["pred_probs_dtype"] == "float32"
-    assert np.array_equal(np.load(out / "train_pruned_argmax" / "train_mask.npy"), probs.argmax(axis=1) == labels)
+    argmax_keep = np.load(out / "train_pruned_argmax" / "train_mask.npy")
+    assert np.array_equal(argmax_keep, probs.argmax(axis=1) == labels)
 
 
 def test_rerun_replaces_an_older_output(small_inputs, tmp_path):
@@ -89,7 +92,8 @@ def test_fsspec_urls_in_and_out(small_inputs):
     try:
         assert main(["--labels", "memory://mm-in/labels.npy", "--pred-probs", "memory://mm-in/combined",
                      "--out", "memory://mm-out", "--compat", "cleanlab-2021"]) == 0
-        assert fs.exists("/mm-out/summary.json") and fs.exists("/mm-out/train_pruned_cl_both/train_mask.npy")
+        assert fs.exists("/mm-out/summary.json")
+        assert fs.exists("/mm-out/train_pruned_cl_both/train_mask.npy")
     finally:
         fs.rm("/mm-in", recursive=True)
         if fs.exists("/mm-out"):
@@ -114,7 +118,8 @@ def _bad_cases(tmp: Path, labels: np.ndarray, probs: np.ndarray) -> dict[str, tu
         "pred_probs 3-D": (["--labels", good_labels, "--pred-probs", _write(tmp / "p3.npy", probs[None])],
                            "2-D (N, K)"),
         "NaN": (["--labels", good_labels, "--pred-probs", _write(tmp / "nan.npy", nan)], "NaN"),
-        "negative": (["--labels", good_labels, "--pred-probs", _write(tmp / "neg.npy", negative)], "negative"),
+        "negative": (["--labels", good_labels, "--pred-probs", _write(tmp / "neg.npy", negative)],
+                     "negative"),
         "not normalized": (["--labels", good_labels, "--pred-probs", _write(tmp / "x2.npy", probs * 2)],
                            "do not sum to 1"),
         "label out of range": (["--labels", _write(tmp / "big.npy", np.where(labels == 2, 3, labels)),

@@ -58,7 +58,9 @@ def noisy_dataset(seed: int, *, n: int = 3000, n_classes: int = 4, trace: float 
     rng = np.random.default_rng(seed)
     true = rng.integers(0, n_classes, n)
     prior = np.bincount(true, minlength=n_classes) / n
-    noise_matrix = generate_noise_matrix_from_trace(n_classes, trace, py=prior, valid_noise_matrix=True, seed=seed)
+    noise_matrix = generate_noise_matrix_from_trace(
+        n_classes, trace, py=prior, valid_noise_matrix=True, seed=seed
+    )
     np.random.seed(seed)  # generate_noisy_labels draws from numpy's global generator
     noisy = generate_noisy_labels(true, noise_matrix)
     logits = rng.normal(0.0, 1.0, (n, n_classes))

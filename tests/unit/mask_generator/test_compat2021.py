@@ -66,7 +66,8 @@ def test_classes_at_the_minimum_size_are_never_pruned():
 
 def test_prune_counts_keep_at_least_five_per_class():
     joint = np.array([[2, 1, 3], [0, 50, 4], [0, 6, 40]])  # C[s][y]; given class 0 keeps only 2
-    counts = prune_counts_2021(joint)  # P[y][s] = C.T; column 0 [2, 1, 3] -> diagonal 5, 1.5 off each noise cell
+    # P[y][s] = C.T; column 0 is [2, 1, 3]: diagonal raised to 5, 1.5 taken off each noise cell
+    counts = prune_counts_2021(joint)
     assert counts[:, 0].tolist() == [5, 0, 1]  # max(1 - 1.5, 0) = 0, int(3 - 1.5) = 1
     assert counts[:, 1:].tolist() == joint.T[:, 1:].tolist()
 

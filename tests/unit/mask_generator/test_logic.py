@@ -109,7 +109,8 @@ def test_summary_counts_removed_rows_by_given_label():
     labels = np.array([0, 0, 1, 2, 2, 2])
     keep = {"cl_pbc": np.array([True, False, True, False, False, True])}
     assert summarize(keep, labels, 4) == {
-        "cl_pbc": {"paper_name": PAPER_NAMES["cl_pbc"], "removed": 3, "kept": 3, "removed_per_class": [1, 0, 2, 0]}
+        "cl_pbc": {"paper_name": PAPER_NAMES["cl_pbc"], "removed": 3, "kept": 3,
+                   "removed_per_class": [1, 0, 2, 0]}
     }
 
 
