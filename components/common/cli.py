@@ -35,8 +35,15 @@ def run_stage(
     argv: Sequence[str] | None,
     body: Callable[[argparse.Namespace], None],
 ) -> int:
-    """Parses ``argv``, runs ``body`` and maps :class:`InputError` to exit code 2."""
-    args = parser.parse_args(argv)
+    """Parses ``argv``, runs ``body`` and maps :class:`InputError` to exit code 2.
+
+    argparse's own usage errors exit 2 as well (``--help`` exits 0); they are returned, not
+    raised, so callers of ``main(argv)`` always get an exit code.
+    """
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
     configure_logging(getattr(args, "verbose", False))
     log.info("%s %s", stage, " ".join(f"{k}={v}" for k, v in vars(args).items()))
     try:
