@@ -1,0 +1,115 @@
+"""Every stage as a standalone container on local paths, chained as the pipeline chains them.
+
+    docker run -v DATA:/data:ro -v WORK:/work IMAGE <stage> ...
+
+fold-train (GPU image, here on CPU) x 2 folds -> combine-folds (CPU image) -> make-masks
+(CPU image) -> coteach (GPU image), on a 20-per-class subset of the real CIFAR-10 with the
+published 40 %-noise labels, 1-2 epochs of the smallest networks. Outputs are checked against
+docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .conftest import DATASET_IN_CONTAINER, LABELS_IN_CONTAINER, SUBSET, load_json
+
+pytestmark = pytest.mark.docker
+
+N_FOLDS = 2
+N_VIEW = 200  # 20 per class x 10 classes
+METHODS = ("argmax", "conf_joint_only", "cl_pbc", "cl_pbnr", "cl_both")
+
+
+def fold_args(k: int) -> list[str]:
+    return ["fold-train", "--dataset", DATASET_IN_CONTAINER, "--labels", LABELS_IN_CONTAINER, *SUBSET,
+            "--fold", str(k), "--n-folds", str(N_FOLDS), "--arch", "airbench-tiny", "--epochs", "1",
+            "--device", "cpu", "--no-progress", "--out", f"/work/fold{k}"]
+
+
+@pytest.fixture(scope="module")
+def folds(run, images, module_workdir):
+    for k in range(N_FOLDS):
+        run(images.gpu, fold_args(k), work=module_workdir).check()
+    return module_workdir
+
+
+@pytest.fixture(scope="module")
+def combined(run, images, folds):
+    run(images.cpu, ["combine-folds", "--out", "/work/cv", *(f"/work/fold{k}" for k in range(N_FOLDS))],
+        work=folds).check()
+    return folds / "cv"
+
+
+@pytest.fixture(scope="module")
+def masks(run, images, combined):
+    run(images.cpu, ["make-masks", "--labels", "/work/cv/labels.npy", "--pred-probs", "/work/cv",
+                     "--out", "/work/masks"], work=combined.parent).check()
+    return combined.parent / "masks"
+
+
+def test_fold_train_writes_the_fold_contract(folds):
+    held_out = []
+    for k in range(N_FOLDS):
+        d = folds / f"fold{k}"
+        assert sorted(p.name for p in d.iterdir()) == ["indices.npy", "labels.npy", "metrics.json", "pred_probs.npy"]
+        idx = np.load(d / "indices.npy")
+        probs = np.load(d / "pred_probs.npy")
+        labels = np.load(d / "labels.npy")
+        assert idx.dtype == np.int64 and labels.dtype == np.int64 and probs.dtype == np.float32
+        assert probs.shape == (len(idx), 10) and labels.shape == idx.shape
+        np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-4)
+        metrics = load_json(d / "metrics.json")
+        assert metrics["stage"] == "fold-train" and metrics["fold"] == k and metrics["n_folds"] == N_FOLDS
+        assert metrics["device"].startswith("cpu") and metrics["torch_version"].startswith("2.14.1")
+        assert d.stat().st_uid == 1000  # written by the image's non-root user
+        held_out.append(idx)
+    assert sorted(np.concatenate(held_out).tolist()) == list(range(N_VIEW))
+
+
+def test_combine_folds_in_the_cpu_image(combined):
+    probs = np.load(combined / "pred_probs.npy")
+    labels = np.load(combined / "labels.npy")
+    assert probs.shape == (N_VIEW, 10) and probs.dtype == np.float32 and labels.shape == (N_VIEW,)
+    summary = load_json(combined / "summary.json")
+    assert summary["n_examples"] == N_VIEW and summary["n_folds"] == N_FOLDS
+    assert len(summary["confusion_matrix"]) == 10
+
+
+def test_make_masks_in_the_cpu_image(masks):
+    summary = load_json(masks / "summary.json")
+    assert summary["n_examples"] == N_VIEW and set(summary["methods"]) == set(METHODS)
+    for method in METHODS:
+        keep = np.load(masks / f"train_pruned_{method}" / "train_mask.npy")
+        assert keep.dtype == bool and keep.shape == (N_VIEW,)
+        assert int((~keep).sum()) == summary["methods"][method]["removed"]
+
+
+def test_coteach_in_the_gpu_image(run, images, masks):
+    work = masks.parent
+    res = run(images.gpu, [
+        "coteach", DATASET_IN_CONTAINER, "--train-labels", LABELS_IN_CONTAINER, *SUBSET,
+        "--train-mask", "/work/masks", "--method", "cl_pbnr", "--epochs", "2", "--cnn-width", "8",
+        "--batch-size", "32", "--test-subset-per-class", "10", "--device", "cpu", "--no-progress",
+        "--out", "/work/coteach"], work=work).check()
+    metrics = load_json(work / "coteach" / "metrics.json")
+    assert metrics["stage"] == "coteach" and metrics["method"] == "cl_pbnr"
+    n_epochs = len(metrics["curves"]["test_acc_1"])
+    assert n_epochs >= 1 and 0 <= metrics["final"]["test_acc"] <= 1
+    assert metrics["n_test"] == 100
+    assert (work / "coteach" / "checkpoint.pt").stat().st_size > 0
+    assert "ERROR" not in res.logs
+
+
+def test_bad_input_exits_2_and_publishes_nothing(run, images, workdir):
+    res = run(images.cpu, ["make-masks", "--labels", "/work/missing.npy", "--pred-probs", "/work/none.npy",
+                           "--out", "/work/masks"], work=workdir)
+    assert res.exit_code == 2, res.logs
+    assert "ERROR make-masks:" in res.logs
+    assert not (workdir / "masks").exists()
+
+
+def test_data_is_mounted_read_only(run, images):
+    res = run(images.cpu, ["sh", "-c", f"touch {DATASET_IN_CONTAINER}/x"])
+    assert res.exit_code != 0 and "Read-only file system" in res.logs
