@@ -698,7 +698,7 @@ def train_coteaching(
         "accuracy_unit": "fraction of test images (0-1)",
         "steps_per_epoch": len(train_loader),
         "device": training.device_name(device),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
     }
     setup_s = time.perf_counter() - setup_start
     prior_s = float(resume.get("time_s", 0.0)) if resume is not None else 0.0
@@ -839,7 +839,7 @@ def _checkpoint(settings, next_epoch, nets, optimizers, loader, curves, device, 
         "curves": {k: list(v) for k, v in curves.items()},
         "rng": _rng_state(loader, device),
         "time_s": float(time_s),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
     }
 
 
