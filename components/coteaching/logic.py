@@ -263,6 +263,10 @@ def class_weights(
       given labels only (no leak).
     - ``none``: no weighting.
 
+    Without a mask (``keep=None``, method ``none``) there is nothing to correct for and no
+    rule weights the loss (the JAIR driver computes weights only when given a mask; the
+    Feb-2020 rule would give all ones).
+
     The weight of class k multiplies the loss of samples whose *given* label is k. A class
     whose denominator is 0 gets weight 0 when no kept row is given that label (it never
     occurs as a target); otherwise the weights are undefined and an :class:`InputError`
@@ -272,9 +276,10 @@ def class_weights(
         return None
     if rule not in CLASS_WEIGHT_RULES:
         raise InputError("--class-weights", "", f"unknown rule {rule!r}; choose from {CLASS_WEIGHT_RULES}")
+    if keep is None:
+        return None
     if rule in ("feb2020", "jair2021") and true_labels is None:
         raise InputError("--class-weights", "", f"rule {rule} needs the dataset's (true) labels")
-    keep = np.ones(len(given_labels), dtype=bool) if keep is None else keep
     numerator_labels = given_labels if rule == "given" else true_labels
     denominator_labels = true_labels if rule == "feb2020" else given_labels
     numerator = np.bincount(numerator_labels, minlength=num_classes).astype(np.float64)
