@@ -38,7 +38,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench(width: int, train_x, train_y, test_x, test_y, device: torch.device, epochs: int, batch: int) -> dict:
+def bench(width: int, train_x, train_y, test_x, test_y, device: torch.device, epochs: int,
+          batch: int) -> dict:
     """Times ``epochs`` Co-Teaching epochs (reports the last, after a one-batch warm-up)."""
     recipe = logic.resolve_recipe("feb2020", cnn_width=width, batch_size=batch)
     training.seed_everything(0, device)
@@ -46,9 +47,9 @@ def bench(width: int, train_x, train_y, test_x, test_y, device: torch.device, ep
                                    drop_last=True, augment=training.Augment(pad=4, flip=True))
     test_loader = training.DeviceLoader(test_x, test_y, batch_size=1024, device=device, shuffle=False)
     nets = tuple(logic._to_device(n, device) for n in build_pair(10, width=width, seed=0))
-    adam = dict(lr=recipe.lr, fused=True) if device.type == "cuda" else dict(lr=recipe.lr)
+    adam = {"lr": recipe.lr, "fused": True} if device.type == "cuda" else {"lr": recipe.lr}
     optimizers = tuple(torch.optim.Adam(n.parameters(), **adam) for n in nets)
-    kwargs = dict(forget_rate=recipe.forget_rate, weights=None, double_normalise=True)
+    kwargs = {"forget_rate": recipe.forget_rate, "weights": None, "double_normalise": True}
     warm = training.DeviceLoader(train_x[:batch], train_y[:batch], batch_size=batch, device=device,
                                  shuffle=False, drop_last=True)
     logic.train_epoch(nets, optimizers, warm, **kwargs)  # allocations, cuDNN autotuning
@@ -101,10 +102,10 @@ def main() -> None:
     print(f"# {time.strftime('%Y-%m-%d')} {platform.node()} {training.device_name(device)}, "
           f"{os.cpu_count()} CPU cores, torch {torch.__version__}")
     print(f"# feb2020 recipe, batch {args.batch_size}; timed {n_train} train / {n_test} test images, "
-          f"last of {epochs} epoch(s)" + ("; full-epoch figures are EXTRAPOLATED from these rates" if extrapolated
-                                          else ""))
-    print("| CNN width | train images/s (both nets) | test images/s (per net) | epoch 50k train + 2x10k test (s) "
-          "| 249 trained epochs (h) |")
+          f"last of {epochs} epoch(s)"
+          + ("; full-epoch figures are EXTRAPOLATED from these rates" if extrapolated else ""))
+    print("| CNN width | train images/s (both nets) | test images/s (per net) "
+          "| epoch 50k train + 2x10k test (s) | 249 trained epochs (h) |")
     print("|---|---|---|---|---|")
     for width in args.widths:
         r = bench(width, train_x, train_y, test_x, test_y, device, epochs, args.batch_size)

@@ -43,19 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", help=f"mask method id, one of {logic.METHODS}; 'none' (or no mask) = "
                                     "plain Co-Teaching on all noisy labels")
     p.add_argument("--recipe", default=logic.DEFAULT_RECIPE,
-                   help=f"hyperparameter preset, one of {tuple(logic.RECIPES)} (default {logic.DEFAULT_RECIPE}, "
-                        "the paper's Feb-2020 Table 2 protocol); the flags below override its fields")
-    p.add_argument("--seed", type=int, default=1, help="seeds init, batch order, augmentation, dropout (default 1)")
+                   help=f"hyperparameter preset, one of {tuple(logic.RECIPES)} "
+                        f"(default {logic.DEFAULT_RECIPE}, the paper's Feb-2020 Table 2 protocol); "
+                        "the flags below override its fields")
+    p.add_argument("--seed", type=int, default=1,
+                   help="seeds init, batch order, augmentation, dropout (default 1)")
     p.add_argument("--epochs", type=int,
                    help="schedule length E (feb2020: 250); epochs first_epoch..E-1 are trained "
                         "(feb2020/coteaching2018 start at 1, the official loops' epoch 0 only evaluates)")
     p.add_argument("--batch-size", type=int, help="examples per step (paper: 128)")
     p.add_argument("--lr", type=float, help="Adam learning rate (paper: 0.001)")
-    p.add_argument("--forget-rate", type=float, help="final forget rate in [0, 1) (feb2020: 0.2; jair2021: noise/2)")
+    p.add_argument("--forget-rate", type=float,
+                   help="final forget rate in [0, 1) (feb2020: 0.2; jair2021: noise/2)")
     p.add_argument("--num-gradual", type=int, help="Tk, epochs of the forget-rate ramp (paper: 10)")
     p.add_argument("--exponent", type=float, help="c, the ramp goes to forget_rate**c (paper: 1)")
-    p.add_argument("--epoch-decay-start", type=int, help="epoch where the lr decay and beta1 switch start (80)")
-    p.add_argument("--mom2", type=float, help="Adam beta1 from --epoch-decay-start on (feb2020 0.1, jair2021 0.9)")
+    p.add_argument("--epoch-decay-start", type=int,
+                   help="epoch where the lr decay and beta1 switch start (80)")
+    p.add_argument("--mom2", type=float,
+                   help="Adam beta1 from --epoch-decay-start on (feb2020 0.1, jair2021 0.9)")
     p.add_argument("--class-weights", default="paper",
                    choices=("paper", *logic.CLASS_WEIGHT_RULES),
                    help="per-class loss weights: paper = the recipe's own rule (feb2020/jair2021 use the "
@@ -69,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1 ...")
     p.add_argument("--checkpoint-every", type=int, default=1, help="epochs between checkpoints (default 1)")
     p.add_argument("--stop-after", type=int,
-                   help="stop cleanly once this many epochs are done in total (time-boxed jobs); rerun to go on")
+                   help="stop cleanly once this many epochs are done in total (time-boxed jobs); "
+                        "rerun to go on")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     p.add_argument("--out", required=True, help="output directory (path or URL)")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -92,7 +98,8 @@ def resolve_mask(train_mask: str | None, method: str | None) -> tuple[str | None
         if method is None:  # name it after its make-masks folder when it has one
             folder = os.path.basename(os.path.dirname(train_mask.rstrip("/")))
             inferred = folder.removeprefix("train_pruned_")
-            method = inferred if folder.startswith("train_pruned_") and inferred in logic.METHODS else "custom"
+            known = folder.startswith("train_pruned_") and inferred in logic.METHODS
+            method = inferred if known else "custom"
         return train_mask, method
     if method is None:
         raise InputError("--method", "", f"--train-mask {train_mask} is a directory: pick a mask with "
@@ -111,7 +118,8 @@ def open_test_view(url: str, per_class: int, seed: int) -> Split:
     split = open_split(url, "test")
     rows = subset_rows(split.labels, per_class, seed)
     if len(rows) < len(split):
-        log.info("test subset: %d of %d images (%d per class, seed %d)", len(rows), len(split), per_class, seed)
+        log.info("test subset: %d of %d images (%d per class, seed %d)",
+                 len(rows), len(split), per_class, seed)
     return split.take(rows)
 
 
@@ -129,11 +137,13 @@ def run(args: argparse.Namespace) -> None:
     )
     mask_url, method = resolve_mask(args.train_mask, args.method)
     device = training.select_device(args.device)
-    view, given = cli.open_train_view(args.dataset, args.train_labels, args.subset_per_class, args.subset_seed)
+    view, given = cli.open_train_view(args.dataset, args.train_labels, args.subset_per_class,
+                                      args.subset_seed)
     test_url = args.test_dataset or args.dataset
     test = open_test_view(test_url, args.test_subset_per_class, args.test_subset_seed)
     if test.classes != view.classes:
-        raise InputError(test_url, "classes", f"test classes {test.classes} differ from the train classes {view.classes}")
+        raise InputError(test_url, "classes",
+                         f"test classes {test.classes} differ from the train classes {view.classes}")
     keep = None
     if mask_url is not None:
         full = len(open_split(args.dataset, "train")) if args.subset_per_class else None
@@ -167,8 +177,8 @@ def run(args: argparse.Namespace) -> None:
         "test_subset_seed": args.test_subset_seed,
     }
     result = logic.train_coteaching(
-        train_images, given, test_images, test.labels, keep=keep, true_labels=view.labels, test_exact=test.exact,
-        recipe=recipe, seed=args.seed, num_classes=view.num_classes, device=device,
+        train_images, given, test_images, test.labels, keep=keep, true_labels=view.labels,
+        test_exact=test.exact, recipe=recipe, seed=args.seed, num_classes=view.num_classes, device=device,
         resume=resume, resume_source=checkpoint_url,
         write_checkpoint=lambda data: storage.write_bytes(checkpoint_url, data),
         write_metrics=lambda m: storage.write_bytes(storage.join(args.out, METRICS), storage.json_bytes(m)),
@@ -177,8 +187,9 @@ def run(args: argparse.Namespace) -> None:
     )
     m = result.metrics
     if m["complete"]:
-        log.info("done: final test acc %.4f (exact subset %s), best %.4f at epoch %s (selected on the test set)",
-                 m["final"]["test_acc"], _fmt(m["final"]["test_exact_acc"]), m["best"]["test_acc"], m["best"]["epoch"])
+        log.info("done: final test acc %.4f (exact subset %s), best %.4f at epoch %s "
+                 "(selected on the test set)", m["final"]["test_acc"], _fmt(m["final"]["test_exact_acc"]),
+                 m["best"]["test_acc"], m["best"]["epoch"])
     else:
         log.info("stopped after %d of %d epochs; rerun with the same --out to continue",
                  m["epochs_done"], recipe.epochs - recipe.first_epoch)

@@ -189,7 +189,8 @@ def check_recipe(recipe: Recipe, name: str = "recipe") -> None:
         ("--batch-size", recipe.batch_size > 0, f"must be > 0, got {recipe.batch_size}"),
         ("--lr", recipe.lr > 0 and math.isfinite(recipe.lr), f"must be > 0, got {recipe.lr}"),
         ("--num-gradual", recipe.num_gradual >= 0, f"must be >= 0, got {recipe.num_gradual}"),
-        ("--epoch-decay-start", recipe.epoch_decay_start >= 0, f"must be >= 0, got {recipe.epoch_decay_start}"),
+        ("--epoch-decay-start", recipe.epoch_decay_start >= 0,
+         f"must be >= 0, got {recipe.epoch_decay_start}"),
         ("--mom2", 0.0 <= recipe.mom2 < 1.0, f"must lie in [0, 1), got {recipe.mom2}"),
         ("--cnn-width", recipe.cnn_width >= 1, f"must be >= 1, got {recipe.cnn_width}"),
         ("--class-weights", recipe.class_weights in CLASS_WEIGHT_RULES,
@@ -204,7 +205,9 @@ def check_recipe(recipe: Recipe, name: str = "recipe") -> None:
 # The Co-Teaching tricks, one function each
 # ================================================================================================
 
-def forget_rate_schedule(epochs: int, forget_rate: float, num_gradual: int = 10, exponent: float = 1.0) -> np.ndarray:
+def forget_rate_schedule(
+    epochs: int, forget_rate: float, num_gradual: int = 10, exponent: float = 1.0
+) -> np.ndarray:
     """(E,) fraction of each batch to forget at epoch e.
 
     ``linspace(0, forget_rate ** exponent, num_gradual)`` for the first ``num_gradual``
@@ -483,7 +486,7 @@ def run_settings(
         "recipe": dataclasses.asdict(recipe),
         "seed": int(seed),
         "num_classes": int(num_classes),
-        "n_view": int(len(given_labels)),
+        "n_view": len(given_labels),
         "n_train": int(len(given_labels) if keep is None else keep.sum()),
         "given_labels": fingerprint(given_labels.astype(np.int64)),
         "keep_mask": fingerprint(keep),
@@ -565,10 +568,11 @@ def load_checkpoint(data: bytes, source: str) -> dict:
     """Parses a ``checkpoint.pt`` (tensors and plain types only; never unpickles code)."""
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 -- any unreadable content is bad input
+    except Exception as e:  # any unreadable content is bad input
         raise InputError(source, "", f"not a readable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(source, "format", f"expected a clpipe coteach checkpoint of format {CHECKPOINT_FORMAT}")
+        raise InputError(source, "format",
+                         f"expected a clpipe coteach checkpoint of format {CHECKPOINT_FORMAT}")
     return state
 
 
@@ -640,12 +644,14 @@ def train_coteaching(
     _check_arrays(train_images, given_labels, test_images, test_labels, true_labels, test_exact)
     if keep is not None:
         keep = check_keep_mask(keep, len(given_labels), "keep", recipe=recipe)
+    if true_labels is not None:
+        true_labels = np.asarray(true_labels, dtype=np.int64)
     weights = class_weights(recipe.class_weights, given_labels, keep, num_classes=num_classes,
-                            true_labels=None if true_labels is None else np.asarray(true_labels, dtype=np.int64))
+                            true_labels=true_labels)
     settings = run_settings(
-        recipe, seed=seed, num_classes=num_classes, given_labels=given_labels, keep=keep, true_labels=true_labels,
-        weights=weights, train_images=train_images, test_images=test_images, test_labels=test_labels,
-        test_exact=test_exact, device=device,
+        recipe, seed=seed, num_classes=num_classes, given_labels=given_labels, keep=keep,
+        true_labels=true_labels, weights=weights, train_images=train_images, test_images=test_images,
+        test_labels=test_labels, test_exact=test_exact, device=device,
     )
     if resume is not None:
         check_resume(resume["settings"], settings, resume_source)
@@ -673,18 +679,21 @@ def train_coteaching(
     nets = build_pair(num_classes, width=recipe.cnn_width, dropout=recipe.dropout,
                       dropout_at_eval=recipe.eval_dropout, seed=init_seed)
     nets = tuple(_to_device(net, device) for net in nets)
-    adam = dict(lr=recipe.lr, fused=True) if device.type == "cuda" else dict(lr=recipe.lr)
+    adam = {"lr": recipe.lr, "fused": True} if device.type == "cuda" else {"lr": recipe.lr}
     optimizers = tuple(torch.optim.Adam(net.parameters(), **adam) for net in nets)
 
-    forget_rates = forget_rate_schedule(recipe.epochs, recipe.forget_rate, recipe.num_gradual, recipe.exponent)
-    lrs, beta1s = lr_beta1_schedule(recipe.epochs, recipe.lr, recipe.epoch_decay_start, recipe.mom1, recipe.mom2)
+    forget_rates = forget_rate_schedule(recipe.epochs, recipe.forget_rate, recipe.num_gradual,
+                                        recipe.exponent)
+    lrs, beta1s = lr_beta1_schedule(recipe.epochs, recipe.lr, recipe.epoch_decay_start, recipe.mom1,
+                                    recipe.mom2)
 
     curves: dict[str, list] = {k: [] for k in CURVE_KEYS}
     start_epoch = recipe.first_epoch
     if resume is not None:
         start_epoch = _restore(resume, nets, optimizers, train_loader, device)
         curves = {k: list(resume["curves"][k]) for k in CURVE_KEYS}
-        log.info("resuming from %s at epoch %d (%d epochs done)", resume_source, start_epoch, len(curves["epoch"]))
+        log.info("resuming from %s at epoch %d (%d epochs done)",
+                 resume_source, start_epoch, len(curves["epoch"]))
 
     meta = {
         "stage": "coteach",
@@ -693,11 +702,11 @@ def train_coteaching(
         "seed": int(seed),
         "epochs": recipe.epochs,
         "first_epoch": recipe.first_epoch,
-        "n_view": int(len(given_labels)),
-        "n_train": int(len(rows)),
+        "n_view": len(given_labels),
+        "n_train": len(rows),
         "n_removed": int(len(given_labels) - len(rows)),
-        "n_test": int(len(test_labels)),
-        "n_test_exact": None if exact_rows is None else int(len(exact_rows)),
+        "n_test": len(test_labels),
+        "n_test_exact": None if exact_rows is None else len(exact_rows),
         "n_classes": int(num_classes),
         "class_weights": None if weights is None else [float(v) for v in weights],
         "accuracy_unit": "fraction of test images (0-1)",
@@ -756,11 +765,13 @@ def train_coteaching(
         for key, value in row.items():
             curves[key].append(value)
         bar.set_postfix(epoch=epoch, acc1=f"{row['test_acc_1']:.4f}", acc2=f"{row['test_acc_2']:.4f}")
-        log.info("epoch %d (last %d): test acc %.4f / %.4f, train loss %.4f / %.4f, forget rate %.3f, lr %.2e, %.1f s",
+        log.info("epoch %d (last %d): test acc %.4f / %.4f, train loss %.4f / %.4f, "
+                 "forget rate %.3f, lr %.2e, %.1f s",
                  epoch, recipe.epochs - 1, row["test_acc_1"], row["test_acc_2"], row["train_loss_1"],
                  row["train_loss_2"], row["forget_rate"], row["lr"], row["epoch_time_s"])
         is_last = epoch == last_epoch - 1
-        if write_checkpoint is not None and (is_last or (epoch - recipe.first_epoch + 1) % checkpoint_every == 0):
+        due = is_last or (epoch - recipe.first_epoch + 1) % checkpoint_every == 0
+        if write_checkpoint is not None and due:
             state = _checkpoint(settings, epoch + 1, nets, optimizers, train_loader, curves, device,
                                 metrics(False)["time_s"])
             write_checkpoint(checkpoint_bytes(state))
@@ -791,7 +802,8 @@ def check_keep_mask(mask: np.ndarray, n_view: int, source: str, *, recipe: Recip
         if full_split is not None and mask.ndim == 1 and len(mask) == full_split != n_view:
             hint = (f" (it matches the whole split of {full_split}: was it made without the same "
                     "--subset-per-class/--subset-seed?)")
-        raise InputError(source, "train_mask", f"has shape {mask.shape}, the train view has {n_view} rows{hint}")
+        raise InputError(source, "train_mask",
+                         f"has shape {mask.shape}, the train view has {n_view} rows{hint}")
     kept = int(mask.sum())
     if kept == 0:
         raise InputError(source, "train_mask", "keeps no example")
@@ -805,7 +817,8 @@ def _check_arrays(train_images, given_labels, test_images, test_labels, true_lab
     if len(train_images) != len(given_labels):
         raise InputError("labels", "", f"{len(given_labels)} labels for {len(train_images)} train images")
     if true_labels is not None and len(true_labels) != len(given_labels):
-        raise InputError("dataset", "labels", f"{len(true_labels)} dataset labels for {len(given_labels)} rows")
+        raise InputError("dataset", "labels",
+                         f"{len(true_labels)} dataset labels for {len(given_labels)} rows")
     if len(test_images) != len(test_labels):
         raise InputError("test dataset", "labels", f"{len(test_labels)} labels for {len(test_images)} images")
     if test_exact is not None and len(test_exact) != len(test_labels):

@@ -112,5 +112,5 @@ def build_pair(
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        kwargs = dict(width=width, dropout=dropout, dropout_at_eval=dropout_at_eval)
+        kwargs = {"width": width, "dropout": dropout, "dropout_at_eval": dropout_at_eval}
         return CoTeachingCNN(num_classes, **kwargs), CoTeachingCNN(num_classes, **kwargs)

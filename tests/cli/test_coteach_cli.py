@@ -16,10 +16,11 @@ from clpipe.components.coteaching import cli as coteach_cli
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 CIFAR10 = DATA / "cifar10"
-NOISY_LABELS = DATA / "cl-reproduce" / "cifar10_noisy_labels__frac_zero_noise_rates__0.0__noise_amount__0.2.json.gz"
+NOISY_LABELS = (DATA / "cl-reproduce"
+                / "cifar10_noisy_labels__frac_zero_noise_rates__0.0__noise_amount__0.2.json.gz")
 N_VIEW = 1000  # --subset-per-class 100
-FAST = ["--subset-per-class", "100", "--test-subset-per-class", "50", "--cnn-width", "8", "--batch-size", "64",
-        "--no-progress", "--device", "cpu"]
+FAST = ["--subset-per-class", "100", "--test-subset-per-class", "50", "--cnn-width", "8",
+        "--batch-size", "64", "--no-progress", "--device", "cpu"]
 CONTRACT_CURVES = {"test_acc_1", "test_acc_2", "test_exact_acc_1", "test_exact_acc_2", "train_loss_1",
                    "train_loss_2", "forget_rate", "lr"}
 
@@ -37,8 +38,8 @@ def inputs(tmp_path_factory):
     for method in ("cl_pbnr", "cl_both"):
         (masks / f"train_pruned_{method}").mkdir(parents=True)
         np.save(masks / f"train_pruned_{method}" / "train_mask.npy", keep)
-    return dict(dataset=str(CIFAR10), labels_json=str(NOISY_LABELS), labels_npy=str(labels_npy),
-                masks=str(masks), root=root)
+    return {"dataset": str(CIFAR10), "labels_json": str(NOISY_LABELS), "labels_npy": str(labels_npy),
+            "masks": str(masks), "root": root}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,8 @@ def test_output_follows_the_contract(finished_run):
     for key in ("stage", "method", "recipe", "seed", "epochs", "n_train", "n_test", "n_test_exact", "curves",
                 "final", "best", "time_s", "epoch_time_s", "device", "torch_version"):
         assert key in m, key
-    assert (m["stage"], m["method"], m["recipe"], m["seed"], m["epochs"]) == ("coteach", "cl_pbnr", "feb2020", 3, 3)
+    assert (m["stage"], m["method"], m["recipe"]) == ("coteach", "cl_pbnr", "feb2020")
+    assert (m["seed"], m["epochs"]) == (3, 3)
     assert m["n_view"] == N_VIEW and m["n_train"] < N_VIEW and m["n_test"] == 500 and m["n_test_exact"] > 0
     assert CONTRACT_CURVES <= set(m["curves"]) and all(len(m["curves"][k]) == 2 for k in CONTRACT_CURVES)
     assert set(m["final"]) >= {"test_acc", "test_exact_acc"}
@@ -88,12 +90,14 @@ def test_stop_and_resume_through_an_fsspec_url(inputs, finished_run):
 
 
 @pytest.mark.slow
-def test_resume_with_different_settings_is_refused_and_changes_nothing(finished_run, inputs, tmp_path, capsys):
+def test_resume_with_different_settings_is_refused_and_changes_nothing(finished_run, inputs, tmp_path,
+                                                                        capsys):
     out = tmp_path / "run"
     shutil.copytree(finished_run, out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     argv = ["--seed", "3", "--epochs", "3", "--lr", "0.002", "--train-labels", inputs["labels_npy"],
-            "--train-mask", inputs["masks"], "--method", "cl_pbnr", "--out", str(out), *FAST, inputs["dataset"]]
+            "--train-mask", inputs["masks"], "--method", "cl_pbnr", "--out", str(out), *FAST,
+            inputs["dataset"]]
     assert coteach_cli.main(argv) == 2
     err = capsys.readouterr().err
     assert "ERROR coteach:" in err and "checkpoint.pt: settings:" in err and "recipe.lr" in err

@@ -14,7 +14,8 @@ from clpipe.components.common.labels import load_labels
 DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 CIFAR10 = DATA / "cifar10"
 #: Published noisy labels of the 20 % noise, sparsity 0 condition (real seed JSON).
-NOISY_LABELS = DATA / "cl-reproduce" / "cifar10_noisy_labels__frac_zero_noise_rates__0.0__noise_amount__0.2.json.gz"
+NOISY_LABELS = (DATA / "cl-reproduce"
+                / "cifar10_noisy_labels__frac_zero_noise_rates__0.0__noise_amount__0.2.json.gz")
 
 TRAIN_PER_CLASS = 100  # 1000 train images
 TEST_PER_CLASS = 50  # 500 test images

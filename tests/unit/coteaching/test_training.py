@@ -28,13 +28,13 @@ class Sink:
         self.metrics: list[dict] = []
 
     def kwargs(self) -> dict:
-        return dict(write_checkpoint=self.checkpoints.append, write_metrics=self.metrics.append)
+        return {"write_checkpoint": self.checkpoints.append, "write_metrics": self.metrics.append}
 
 
 def train(data, *, sink=None, **kwargs):
     sink = sink or Sink()
-    args = dict(keep=data.keep, true_labels=data.true, test_exact=data.test_exact, recipe=RECIPE, seed=7,
-                num_classes=10, device=torch.device("cpu"), progress=False)
+    args = {"keep": data.keep, "true_labels": data.true, "test_exact": data.test_exact, "recipe": RECIPE,
+            "seed": 7, "num_classes": 10, "device": torch.device("cpu"), "progress": False}
     args.update(kwargs)
     result = logic.train_coteaching(data.train_images, data.given, data.test_images, data.test_labels,
                                     **args, **sink.kwargs())
@@ -46,8 +46,8 @@ def deterministic_curves(metrics: dict) -> dict:
 
 
 def assert_same_weights(nets_a, nets_b):
-    for a, b in zip(nets_a, nets_b):
-        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+    for a, b in zip(nets_a, nets_b, strict=True):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
             assert torch.equal(x, y), name
 
 
@@ -125,9 +125,9 @@ def test_rerun_of_a_finished_run_trains_nothing(uninterrupted, small_cifar):
 
 
 @pytest.mark.parametrize("change, named", [
-    (dict(recipe=logic.resolve_recipe("feb2020", epochs=3, cnn_width=8, batch_size=64, lr=2e-3)), "recipe.lr"),
-    (dict(seed=8), "seed"),
-    (dict(keep=None), "keep_mask"),
+    ({"recipe": logic.resolve_recipe("feb2020", epochs=3, cnn_width=8, batch_size=64, lr=2e-3)}, "recipe.lr"),
+    ({"seed": 8}, "seed"),
+    ({"keep": None}, "keep_mask"),
 ])
 def test_resume_refuses_different_settings(uninterrupted, small_cifar, change, named):
     state = logic.load_checkpoint(uninterrupted[1].checkpoints[0], "out/checkpoint.pt")
