@@ -34,6 +34,21 @@ such (``feb2020``, ``jair2021``); ``given`` is the same idea from the given labe
 Bit-for-bit: on the CPU two runs with the same inputs and seed give identical curves, and
 a run resumed from its checkpoint gives the same curves as an uninterrupted one. On CUDA
 (bf16 autocast, cuDNN autotuning) runs are close but not bit-identical.
+
+Where this differs from the official code, and why:
+
+- The whole (possibly subset) test set is scored; the official test loaders use
+  ``drop_last=True`` (9,984 of 10,000 images). The shared test set is partly a JPEG
+  re-encoding, so the accuracy on its exact rows is reported alongside.
+- The official epoch 0 only evaluates the random init; that evaluation is skipped (nothing
+  is reported from it) -- the schedules still start at index ``first_epoch``.
+- Ties in the small-loss ranking are broken by a stable sort (official: numpy quicksort);
+  ``num_remember`` is at least 1 (official: an empty selection gives a NaN loss).
+- Batches, crops and flips are drawn on the device from clpipe's own seeded streams, so no
+  run repeats the official random numbers; on CUDA the networks run in bf16 autocast and
+  channels_last (official: fp32).
+- Without a mask no class weights are used (the JAIR driver; the Feb-2020 code always had a
+  mask, and its rule would give all ones).
 """
 
 from __future__ import annotations
