@@ -74,8 +74,9 @@ if [ ${#wheel_dirs[@]} -gt 0 ]; then
   "$PYTHON" docker/wheelhouse.py "${from[@]}" \
     docker/requirements-gpu.txt docker/requirements-cpu.txt docker/requirements-build.txt
 fi
-if ls docker/wheels/*.whl >/dev/null 2>&1; then
-  echo "build.sh: installing from docker/wheels/ ($(ls docker/wheels/*.whl | wc -l) wheels, --no-index)"
+wheels=(docker/wheels/*.whl)
+if [ -e "${wheels[0]}" ]; then
+  echo "build.sh: installing from docker/wheels/ (${#wheels[@]} wheels, --no-index)"
 else
   echo "build.sh: installing from PyPI"
 fi

