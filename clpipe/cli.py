@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-masks": ("clpipe.components.mask_generator.cli", "confident-learning keep-masks, one per method"),
     "coteach": ("clpipe.components.coteaching.cli", "Co-Teaching on the kept examples, test accuracy per epoch"),
     "data": ("clpipe.components.datasets.cli", "dataset helpers (export-imagefolder, subset, info)"),
+    "noisy-labels": ("clpipe.components.noisy_labels.cli", "one condition's noisy labels (generated or given), given pred_probs"),
 }
 
 
