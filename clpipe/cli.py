@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "coteach": ("clpipe.components.coteaching.cli", "Co-Teaching on the kept examples, test accuracy per epoch"),
     "data": ("clpipe.components.datasets.cli", "dataset helpers (export-imagefolder, subset, info)"),
     "noisy-labels": ("clpipe.components.noisy_labels.cli", "one condition's noisy labels (generated or given), given pred_probs"),
+    "report": ("clpipe.components.report.cli", "per-condition results and the Table-2 report (Markdown, HTML, CSV, plots)"),
 }
 
 

@@ -240,7 +240,7 @@ def make_condition_labels(condition: Condition, true_labels: np.ndarray, num_cla
         "generated": given is None,
         "trace": trace,
         "noise_matrix_source": "generating" if given is None else "realised",
-        "n_examples": int(len(labels)),
+        "n_examples": len(labels),
         "n_classes": int(num_classes),
         "realised_noise_rate": rate,
         "realised_noise_matrix": realised.round(6).tolist(),

@@ -3,11 +3,11 @@ pred_probs come out in the fold combiner's form."""
 
 import numpy as np
 import pytest
-
 from clpipe.components.common.datasets import open_split, subset_rows
 from clpipe.components.common.errors import InputError
 from clpipe.components.common.labels import load_labels
 from clpipe.components.noisy_labels import logic
+
 from tests.conftest import condition_file
 
 TABLE2 = [(s, n) for n in (0.2, 0.4, 0.6) for s in (0.0, 0.2, 0.4, 0.6)]

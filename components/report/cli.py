@@ -1,0 +1,110 @@
+"""``clpipe report``: one condition's results, and the benchmark report over all conditions.
+
+- ``condition``: join one condition's stage outputs (noisy-labels, fold combiner or given
+  pred_probs, make-masks, one coteach run per method) into ``--out DIR/condition.json``.
+- ``render``: lay out the ``condition.json`` of every condition like the paper's Table 2
+  and write ``--out DIR``: ``report.md``, ``report.html`` (self-contained), ``results.csv``
+  (one row per condition and method), ``results.json`` (the condition records) and the
+  figures ``plots/*.png``.
+
+Examples:
+  clpipe report condition --labels runs/labels --pred-probs runs/cv --masks runs/masks \\
+      --out runs/result runs/coteach-none runs/coteach-cl_pbnr
+  clpipe report render --print --out runs/report runs/result
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import sys
+from collections.abc import Sequence
+
+from ..common import cli, storage
+from ..common.errors import InputError
+from . import logic
+
+CONDITION_FILE = "condition.json"
+PLOTS_DIR = "plots"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="clpipe report", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    cond = sub.add_parser("condition", help="join one condition's stage outputs into condition.json")
+    cond.add_argument("runs", nargs="*", metavar="RUN_DIR", help="coteach output directories, one per method")
+    cond.add_argument("--labels", required=True, help="noisy-labels make output directory")
+    cond.add_argument("--pred-probs", required=True, help="combine-folds (or given-pred-probs) output directory")
+    cond.add_argument("--masks", required=True, help="make-masks output directory")
+    cond.add_argument("--out", required=True, help="output directory (path or URL)")
+    render = sub.add_parser("render", help="the Table-2 report over all conditions")
+    render.add_argument("conditions", nargs="+", metavar="CONDITION_DIR",
+                        help="'report condition' output directories")
+    render.add_argument("--out", required=True, help="output directory (path or URL)")
+    render.add_argument("--print", action="store_true", help="also print report.md on stdout")
+    for q in (cond, render):
+        q.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def _summary(directory: str, name: str) -> dict:
+    data = storage.load_json(storage.join(directory, name))
+    if not isinstance(data, dict):
+        raise InputError(storage.join(directory, name), "", "expected a JSON object")
+    return data
+
+
+def read_condition(directory: str) -> dict:
+    """A ``condition.json`` written by ``report condition``."""
+    return _summary(directory, CONDITION_FILE)
+
+
+def _condition(args: argparse.Namespace) -> None:
+    sources = {"labels": args.labels, "pred_probs": args.pred_probs, "masks": args.masks,
+               **{f"runs/{i}": run for i, run in enumerate(args.runs)}}
+    result = logic.condition_result(
+        _summary(args.labels, "summary.json"), _summary(args.pred_probs, "summary.json"),
+        _summary(args.masks, "summary.json"), [_summary(run, "metrics.json") for run in args.runs],
+        sources=sources)
+    with storage.staged_output(args.out) as tmp:
+        storage.save_json(os.path.join(tmp, CONDITION_FILE), result)
+    cli.log.info("condition %s: %d runs (%s)", result["condition"]["name"], len(result["runs"]),
+                 ", ".join(result["runs"]))
+
+
+def write_report(results: Sequence[dict], out: str) -> str:
+    """Writes the report directory; returns ``report.md``'s text."""
+    from . import plots
+
+    ordered = logic.sort_results(results)
+    figures = plots.render_figures(ordered)
+    links = [(f"{PLOTS_DIR}/{name}", title) for name, title, _ in plots.FIGURES]
+    markdown = logic.report_markdown(ordered, links)
+    images = {f"{PLOTS_DIR}/{name}": "data:image/png;base64," + base64.b64encode(png).decode()
+              for name, png in figures.items()}
+    with storage.staged_output(out) as tmp:
+        os.makedirs(os.path.join(tmp, PLOTS_DIR))
+        for name, png in figures.items():
+            storage.write_bytes(os.path.join(tmp, PLOTS_DIR, name), png)
+        storage.write_bytes(os.path.join(tmp, "report.md"), markdown.encode())
+        storage.write_bytes(os.path.join(tmp, "report.html"), logic.report_html(markdown, images).encode())
+        storage.write_bytes(os.path.join(tmp, "results.csv"), logic.results_csv(logic.result_rows(ordered)).encode())
+        storage.save_json(os.path.join(tmp, "results.json"), list(ordered))
+    return markdown
+
+
+def _render(args: argparse.Namespace) -> None:
+    markdown = write_report([read_condition(d) for d in args.conditions], args.out)
+    cli.log.info("report of %d conditions: %s", len(args.conditions), storage.join(args.out, "report.html"))
+    if args.print:
+        print(markdown, file=sys.stdout)
+
+
+def run(args: argparse.Namespace) -> None:
+    {"condition": _condition, "render": _render}[args.command](args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.run_stage("report", build_parser(), argv, run)

@@ -1,0 +1,309 @@
+"""Results of the benchmark: one record per condition, and the paper's Table 2 layout.
+
+Two steps, both pure (dicts in, dicts and text out):
+
+1. :func:`condition_result` joins what one condition's stages wrote -- the noisy-labels
+   summary, the pred_probs summary (fold combiner or given pred_probs, with the confusion
+   matrix of the out-of-sample predictions vs the given labels), the make-masks summary and
+   the Co-Teaching ``metrics.json`` of every method -- into one record, checking that they
+   belong together.
+2. :func:`result_rows`, :func:`table2_markdown` and :func:`conditions_markdown` lay the
+   records of all conditions out like the paper's Table 2 (methods x noise x sparsity), with
+   the paper's numbers next to ours where a condition is one of the paper's columns.
+
+Accuracy reported in the table is the Feb-2020 rule the paper's CL rows follow: test
+accuracy of the better of the two Co-Teaching networks **at the final epoch**
+(``metrics.json`` ``final.test_acc``). The CSV also has the best epoch's accuracy (selected
+on the test set, the JAIR rule) and the accuracy on the exact-pixel test rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+from ..common.errors import InputError
+
+#: Method ids in table order (the seed's folder names) with the paper's row names.
+METHOD_NAMES: Mapping[str, str] = {
+    "argmax": "CL: C_confusion",
+    "conf_joint_only": "CL: C_{ỹ,y*}",
+    "cl_pbc": "CL: PBC",
+    "cl_pbnr": "CL: PBNR",
+    "cl_both": "CL: C+NR",
+    "none": "Co-Teaching (no pruning)",
+}
+#: The paper's noise columns by the seed's noise amount N (N = 0.6 files have 70 % noise).
+PAPER_NOISE_COLUMNS: Mapping[float, str] = {0.2: "20 %", 0.4: "40 %", 0.6: "70 %"}
+PAPER_SPARSITIES = (0.0, 0.2, 0.4, 0.6)
+#: Table 2 of arXiv:1911.00068 v2/v3 (Feb 2020, single trial; ../shared/notes/confident-learning.md
+#: section 6): test accuracy per method for N = 0.2, 0.4, 0.6 (columns 20/40/70 %) x S = 0, .2, .4, .6.
+#: "none" is the paper's Co-Teaching row (Co-Teaching on all noisy labels).
+PAPER_TABLE2: Mapping[str, tuple[float, ...]] = {
+    "argmax": (.875, .877, .886, .882, .830, .825, .764, .711, .376, .370, .350, .337),
+    "cl_pbc": (.885, .885, .890, .892, .848, .849, .844, .855, .386, .334, .364, .330),
+    "cl_both": (.891, .894, .897, .897, .868, .863, .861, .857, .384, .336, .350, .344),
+    "cl_pbnr": (.892, .889, .895, .893, .863, .864, .861, .864, .363, .369, .362, .349),
+    "conf_joint_only": (.896, .896, .897, .901, .859, .861, .861, .865, .380, .407, .349, .344),
+    "none": (.812, .813, .814, .806, .629, .616, .609, .581, .305, .302, .277, .260),
+}
+PAPER_SOURCE = ("Table 2 of arXiv:1911.00068 v2/v3 (Feb 2020, one trial, 250 Co-Teaching epochs on all 50 000 "
+                "training images, the whole test set)")
+CSV_FIELDS = ("condition", "noise", "sparsity", "seed", "labels", "realised_noise_rate", "pred_probs_source",
+              "oos_accuracy", "method", "paper_name", "kept", "removed", "epochs", "n_train", "n_test",
+              "final_test_acc", "final_test_exact_acc", "best_test_acc", "best_epoch", "paper_test_acc")
+
+
+def _require(summary: Mapping, keys: Iterable[str], source: str) -> None:
+    for key in keys:
+        if key not in summary:
+            raise InputError(source, key, "missing")
+
+
+def condition_result(labels: Mapping, pred_probs: Mapping, masks: Mapping, runs: Sequence[Mapping],
+                     *, sources: Mapping[str, str]) -> dict:
+    """One condition's record (the ``condition.json`` of ``clpipe report condition``).
+
+    Args:
+        labels: The noisy-labels ``summary.json``.
+        pred_probs: The fold combiner's (or given pred_probs') ``summary.json``.
+        masks: The make-masks ``summary.json``.
+        runs: The Co-Teaching ``metrics.json`` of each method (any order).
+        sources: Where each came from (keys ``labels``, ``pred_probs``, ``masks`` and
+            ``runs/<i>``), for error messages and provenance.
+
+    Raises:
+        InputError: a summary lacks a field, two runs train the same method, a run trains a
+            method the masks do not have, or the pieces disagree on the number of examples.
+    """
+    _require(labels, ("condition", "realised_noise_rate", "noise_matrix", "realised_noise_matrix"),
+             sources["labels"])
+    _require(pred_probs, ("n_examples", "accuracy", "confusion_matrix"), sources["pred_probs"])
+    _require(masks, ("n_examples", "methods"), sources["masks"])
+    if masks["n_examples"] != pred_probs["n_examples"]:
+        raise InputError(sources["masks"], "n_examples", f"{masks['n_examples']} rows, but the pred_probs in "
+                         f"{sources['pred_probs']} have {pred_probs['n_examples']}")
+    by_method: dict[str, dict] = {}
+    for i, run in enumerate(runs):
+        source = sources.get(f"runs/{i}", f"run {i}")
+        _require(run, ("method", "final", "best", "curves"), source)
+        method = run["method"]
+        if method in by_method:
+            raise InputError(source, "method", f"{method!r} trained twice")
+        if method != "none" and method not in masks["methods"]:
+            raise InputError(source, "method", f"{method!r} has no mask in {sources['masks']} "
+                             f"(it has {sorted(masks['methods'])})")
+        by_method[method] = dict(run)
+    ordered = {m: by_method[m] for m in sorted(by_method, key=_method_order)}
+    return {
+        "condition": dict(labels["condition"]),
+        "labels": dict(labels),
+        "pred_probs": {**pred_probs, "source": pred_probs.get("source", "cross-validation")},
+        "masks": dict(masks),
+        "runs": ordered,
+        "sources": dict(sources),
+    }
+
+
+def _method_order(method: str) -> tuple[int, str]:
+    order = list(METHOD_NAMES)
+    return (order.index(method) if method in order else len(order), method)
+
+
+def paper_accuracy(method: str, noise: float | None, sparsity: float) -> float | None:
+    """The paper's Table 2 value for this method and condition, or None if it has none."""
+    if noise is None or method not in PAPER_TABLE2:
+        return None
+    for i, n in enumerate(PAPER_NOISE_COLUMNS):
+        for j, s in enumerate(PAPER_SPARSITIES):
+            if math.isclose(noise, n) and math.isclose(sparsity, s):
+                return PAPER_TABLE2[method][i * len(PAPER_SPARSITIES) + j]
+    return None
+
+
+def noise_label(noise: float | None, realised: float) -> str:
+    """Column title of a noise amount: the paper's name (0.6 -> "70 %") or the realised rate."""
+    for n, name in PAPER_NOISE_COLUMNS.items():
+        if noise is not None and math.isclose(noise, n):
+            return name
+    return f"{realised:.0%} (realised)" if noise is None else f"N={noise:g}"
+
+
+def removed_count(result: Mapping, method: str) -> int:
+    """Examples the method pruned (0 for ``none``)."""
+    return 0 if method == "none" else int(result["masks"]["methods"][method]["removed"])
+
+
+def _condition_key(result: Mapping) -> tuple:
+    c = result["condition"]
+    noise = c["noise"] if c["noise"] is not None else result["labels"]["realised_noise_rate"]
+    return (noise, c["sparsity"], c["name"])
+
+
+def sort_results(results: Iterable[Mapping]) -> list[Mapping]:
+    """Conditions in the paper's column order (noise, then sparsity), names unique."""
+    ordered = sorted(results, key=_condition_key)
+    names = [r["condition"]["name"] for r in ordered]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError("conditions", "name", f"given more than once: {duplicates}")
+    return ordered
+
+
+def result_rows(results: Iterable[Mapping]) -> list[dict]:
+    """One flat row per (condition, method): the CSV and the Markdown tables read these."""
+    rows = []
+    for result in sort_results(results):
+        c, labels = result["condition"], result["labels"]
+        for method, run in result["runs"].items():
+            final, best = run["final"], run["best"]
+            rows.append({
+                "condition": c["name"], "noise": c["noise"], "sparsity": c["sparsity"], "seed": c["seed"],
+                "labels": c["labels"] or "generated",
+                "realised_noise_rate": labels["realised_noise_rate"],
+                "pred_probs_source": result["pred_probs"]["source"],
+                "oos_accuracy": result["pred_probs"]["accuracy"],
+                "method": method, "paper_name": METHOD_NAMES.get(method, method),
+                "kept": result["masks"]["n_examples"] - removed_count(result, method),
+                "removed": removed_count(result, method),
+                "epochs": run.get("epochs_done", len(run["curves"].get("test_acc_1", []))),
+                "n_train": run.get("n_train"), "n_test": run.get("n_test"),
+                "final_test_acc": final["test_acc"], "final_test_exact_acc": final.get("test_exact_acc"),
+                "best_test_acc": best["test_acc"], "best_epoch": best.get("epoch"),
+                "paper_test_acc": paper_accuracy(method, c["noise"], c["sparsity"]),
+            })
+    return rows
+
+
+def results_csv(rows: Sequence[Mapping]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _acc(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _column_title(result: Mapping) -> str:
+    c = result["condition"]
+    return f"{c['name']}<br>{noise_label(c['noise'], result['labels']['realised_noise_rate'])}, S {c['sparsity']:g}"
+
+
+def table2_markdown(results: Iterable[Mapping]) -> str:
+    """Methods x conditions, like Table 2: ``ours (paper)`` per cell, final-epoch accuracy."""
+    ordered = sort_results(results)
+    methods = sorted({m for r in ordered for m in r["runs"]}, key=_method_order)
+    lines = ["| method | " + " | ".join(_column_title(r) for r in ordered) + " |",
+             "|---|" + "---|" * len(ordered)]
+    for method in methods:
+        cells = []
+        for r in ordered:
+            run = r["runs"].get(method)
+            paper = paper_accuracy(method, r["condition"]["noise"], r["condition"]["sparsity"])
+            ours = _acc(run["final"]["test_acc"]) if run else "not run"
+            cells.append(ours if paper is None else f"{ours} ({paper:.3f})")
+        lines.append(f"| {METHOD_NAMES.get(method, method)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def conditions_markdown(results: Iterable[Mapping]) -> str:
+    """One row per condition: its noise, its pred_probs and what each method removed."""
+    ordered = sort_results(results)
+    methods = [m for m in METHOD_NAMES if m != "none" and any(m in r["masks"]["methods"] for r in ordered)]
+    lines = ["| condition | labels | realised noise | pred_probs | out-of-sample acc. | examples | "
+             + " | ".join(f"removed {METHOD_NAMES[m]}" for m in methods) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(methods)]
+    for r in ordered:
+        c = r["condition"]
+        labels = "given" if c["labels"] else f"generated (seed {c['seed']}, trace {r['labels'].get('trace')})"
+        removed = [str(r["masks"]["methods"][m]["removed"]) if m in r["masks"]["methods"] else "-" for m in methods]
+        lines.append(f"| {c['name']} | {labels} | {r['labels']['realised_noise_rate']:.3f} | "
+                     f"{r['pred_probs']['source']} | {r['pred_probs']['accuracy']:.3f} | "
+                     f"{r['masks']['n_examples']} | " + " | ".join(removed) + " |")
+    return "\n".join(lines)
+
+
+def report_markdown(results: Sequence[Mapping], figures: Sequence[tuple[str, str]]) -> str:
+    """The whole report: the Table-2 layout, the conditions table and links to the figures."""
+    parts = [
+        "# clpipe results: confident learning + Co-Teaching on CIFAR-10",
+        "",
+        "## Test accuracy (Table 2 layout)",
+        "",
+        ("Cells: our test accuracy of the better Co-Teaching network at the final epoch (the paper's rule); "
+         f"in parentheses the paper's value where the condition is one of its columns ({PAPER_SOURCE}). "
+         "Small runs (subsets, few epochs) are comparable in layout, not in value."),
+        "",
+        table2_markdown(results),
+        "",
+        "## Conditions",
+        "",
+        conditions_markdown(results),
+        "",
+    ]
+    if figures:
+        parts += ["## Figures", ""] + [f"![{title}]({path})" for path, title in figures] + [""]
+    return "\n".join(parts)
+
+
+def condition_metrics(result: Mapping) -> dict[str, float]:
+    """Scalar metrics of one condition for the KFP UI (``Metrics`` artifact)."""
+    metrics = {"realised_noise_rate": result["labels"]["realised_noise_rate"],
+               "oos_accuracy": result["pred_probs"]["accuracy"]}
+    for method, run in result["runs"].items():
+        metrics[f"{method}.final_test_acc"] = run["final"]["test_acc"]
+        metrics[f"{method}.best_test_acc"] = run["best"]["test_acc"]
+        metrics[f"{method}.removed"] = removed_count(result, method)
+    return {k: float(v) for k, v in metrics.items() if v is not None}
+
+
+def report_metrics(results: Iterable[Mapping]) -> dict[str, float]:
+    """``<condition>.<method>.final_test_acc`` for every cell of the table (KFP UI)."""
+    return {f"{row['condition']}.{row['method']}.final_test_acc": float(row["final_test_acc"])
+            for row in result_rows(results) if row["final_test_acc"] is not None}
+
+
+def report_html(markdown: str, images: Mapping[str, str]) -> str:
+    """A self-contained HTML page of :func:`report_markdown`'s output (KFP UI, browsers).
+
+    Understands exactly what this module writes: ``#``/``##`` headings, paragraphs, pipe
+    tables and ``![title](file)`` images, the latter replaced by ``images[file]`` (a data URI).
+    """
+    body: list[str] = []
+    table: list[list[str]] = []
+
+    def flush_table() -> None:
+        if table:
+            head, rows = table[0], table[2:]
+            body.append("<table><thead><tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr></thead><tbody>"
+                        + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+                        + "</tbody></table>")
+            table.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            table.append([html.escape(c.strip()).replace("&lt;br&gt;", "<br>") for c in line.strip("|").split("|")])
+            continue
+        flush_table()
+        if line.startswith("## "):
+            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.startswith("# "):
+            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.startswith("!["):
+            title, path = line[2:].rstrip(")").split("](")
+            body.append(f'<figure><img src="{images.get(path, path)}" alt="{html.escape(title)}">'
+                        f"<figcaption>{html.escape(title)}</figcaption></figure>")
+        elif line.strip():
+            body.append(f"<p>{html.escape(line)}</p>")
+    flush_table()
+    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
+             "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
+             "img{max-width:100%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>clpipe report</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")

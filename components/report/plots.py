@@ -1,0 +1,116 @@
+"""The report's figures (matplotlib, no display): condition records in, PNG bytes out.
+
+- accuracy curves: test accuracy per epoch (better of the two Co-Teaching networks) per
+  method, one panel per condition;
+- noise matrices: the realised noise matrix P(given | true) next to the confusion matrix of
+  the out-of-sample predictions vs the given labels, one row per condition;
+- removed counts: examples each method pruned, with the number of wrong labels in the view
+  expected from the realised noise rate.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from .logic import METHOD_NAMES, removed_count
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return buf.getvalue()
+
+
+def _grid(n: int, width: float, height: float):
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = _pyplot().subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes.flat
+
+
+def _label(method: str) -> str:
+    return METHOD_NAMES.get(method, method)
+
+
+def accuracy_curves(results: Sequence[Mapping]) -> bytes:
+    fig, axes = _grid(len(results), 4.5, 3.2)
+    for ax, result in zip(axes, results):
+        for method, run in result["runs"].items():
+            curves = run["curves"]
+            acc = np.maximum(curves["test_acc_1"], curves["test_acc_2"])
+            ax.plot(curves.get("epoch", range(1, len(acc) + 1)), acc, marker="o", ms=3, label=_label(method))
+        ax.set_title(result["condition"]["name"], fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def _heatmap(ax, matrix: np.ndarray, title: str, xlabel: str, ylabel: str) -> None:
+    image = ax.imshow(matrix, cmap="viridis", vmin=0)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+
+
+def noise_matrices(results: Sequence[Mapping]) -> bytes:
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(results), 2, figsize=(8, 3.6 * len(results)), squeeze=False)
+    for (left, right), result in zip(axes, results):
+        name = result["condition"]["name"]
+        realised = np.asarray(result["labels"]["realised_noise_matrix"])
+        _heatmap(left, realised, f"{name}: P(given | true), noise {result['labels']['realised_noise_rate']:.3f}",
+                 "true label", "given label")
+        confusion = np.asarray(result["pred_probs"]["confusion_matrix"], dtype=float)
+        confusion /= np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+        _heatmap(right, confusion, f"{name}: out-of-sample argmax | given label "
+                 f"(acc. {result['pred_probs']['accuracy']:.3f})", "predicted (argmax)", "given label")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def removed_counts(results: Sequence[Mapping]) -> bytes:
+    fig, axes = _grid(len(results), 4.5, 3.2)
+    for ax, result in zip(axes, results):
+        methods = [m for m in METHOD_NAMES if m != "none" and m in result["masks"]["methods"]]
+        ax.bar(range(len(methods)), [removed_count(result, m) for m in methods], color="tab:blue")
+        expected = result["labels"]["realised_noise_rate"] * result["masks"]["n_examples"]
+        ax.axhline(expected, ls="--", color="tab:red", label=f"expected wrong labels ≈ {expected:.0f}")
+        ax.set_xticks(range(len(methods)), [_label(m).removeprefix("CL: ") for m in methods], fontsize=7,
+                      rotation=30)
+        ax.set_title(f"{result['condition']['name']} ({result['masks']['n_examples']} examples)", fontsize=10)
+        ax.set_ylabel("removed")
+        ax.legend(fontsize=7)
+    return _png(fig)
+
+
+#: (file name, title, renderer) of every figure, in report order.
+FIGURES: tuple[tuple[str, str, Callable[[Sequence[Mapping]], bytes]], ...] = (
+    ("accuracy_curves.png", "Test accuracy per epoch", accuracy_curves),
+    ("noise_matrices.png", "Noise matrices and out-of-sample confusion matrices", noise_matrices),
+    ("removed_counts.png", "Examples removed per method", removed_counts),
+)
+
+
+def render_figures(results: Sequence[Mapping]) -> dict[str, bytes]:
+    """File name -> PNG bytes of every figure."""
+    return {name: render(results) for name, _, render in FIGURES}

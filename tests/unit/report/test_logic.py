@@ -1,0 +1,102 @@
+"""Condition records, the Table-2 layout with the paper's numbers, metrics for the KFP UI."""
+
+import csv
+import io
+
+import pytest
+from clpipe.components.common.errors import InputError
+from clpipe.components.report import logic
+
+from .conftest import labels_summary, masks_summary, probs_summary, run_metrics, sources
+
+#: The AVG column of the paper's Table 2 (../shared/notes/confident-learning.md section 6).
+PAPER_AVG = {"argmax": .674, "cl_pbc": .697, "cl_both": .703, "cl_pbnr": .705, "conf_joint_only": .710,
+             "none": .569}
+
+
+@pytest.mark.parametrize("method", list(PAPER_AVG))
+def test_paper_rows_average_to_the_papers_avg_column(method):
+    row = logic.PAPER_TABLE2[method]
+    assert len(row) == 12
+    assert sum(row) / 12 == pytest.approx(PAPER_AVG[method], abs=0.0011)
+
+
+@pytest.mark.parametrize(("method", "noise", "sparsity", "expected"), [
+    ("conf_joint_only", 0.2, 0.0, .896), ("cl_pbnr", 0.4, 0.6, .864), ("argmax", 0.6, 0.6, .337),
+    ("none", 0.6, 0.0, .305), ("cl_both", 0.3, 0.0, None), ("cl_both", None, 0.0, None), ("custom", 0.2, 0.0, None),
+])
+def test_paper_accuracy_lookup(method, noise, sparsity, expected):
+    assert logic.paper_accuracy(method, noise, sparsity) == expected
+
+
+def test_noise_labels_name_the_70_percent_column():
+    assert logic.noise_label(0.6, 0.699) == "70 %"
+    assert logic.noise_label(0.3, 0.3) == "N=0.3"
+    assert logic.noise_label(None, 0.412) == "41% (realised)"
+
+
+def test_condition_result_orders_runs_and_keeps_sources(make_result):
+    result = make_result(methods=("cl_pbnr", "none", "argmax"))
+    assert list(result["runs"]) == ["argmax", "cl_pbnr", "none"]
+    assert result["pred_probs"]["source"] == "cross-validation"
+    assert result["sources"]["runs/0"] == "R0"
+
+
+@pytest.mark.parametrize(("runs", "masks", "message"), [
+    ([run_metrics("argmax"), run_metrics("argmax")], masks_summary(), "trained twice"),
+    ([run_metrics("cl_both")], masks_summary(), "has no mask"),
+    ([run_metrics("argmax")], masks_summary(n=31), "31 rows"),
+])
+def test_condition_result_refuses_pieces_that_do_not_fit(runs, masks, message):
+    with pytest.raises(InputError, match=message):
+        logic.condition_result(labels_summary("a", 0.2, 0.0, 0.2), probs_summary(), masks, runs,
+                               sources=sources(len(runs)))
+
+
+def test_missing_fields_are_named():
+    broken = probs_summary()
+    del broken["confusion_matrix"]
+    with pytest.raises(InputError) as e:
+        logic.condition_result(labels_summary("a", 0.2, 0.0, 0.2), broken, masks_summary(), [], sources=sources(0))
+    assert (e.value.source, e.value.field) == ("P", "confusion_matrix")
+
+
+def test_table2_has_a_column_per_condition_and_paper_values_where_they_exist(make_result):
+    results = [make_result("b", noise=0.6, sparsity=0.0), make_result("a", noise=0.2, sparsity=0.4),
+               make_result("x", noise=0.3, sparsity=0.0)]
+    table = logic.table2_markdown(results).splitlines()
+    assert table[0].startswith("| method | a<br>20 %, S 0.4 | x<br>N=0.3, S 0 | b<br>70 %, S 0 |")
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in table[2:]}
+    assert rows["CL: C_confusion"] == ["0.500 (0.886)", "0.500", "0.500 (0.376)"]
+    assert rows["Co-Teaching (no pruning)"][2] == "0.500 (0.305)"
+    assert list(rows) == ["CL: C_confusion", "CL: PBNR", "Co-Teaching (no pruning)"]
+
+
+def test_duplicate_condition_names_are_refused(make_result):
+    with pytest.raises(InputError, match="more than once"):
+        logic.sort_results([make_result("a"), make_result("a")])
+
+
+def test_csv_rows(make_result):
+    text = logic.results_csv(logic.result_rows([make_result("a", noise=0.4, sparsity=0.2)]))
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["method"] for r in rows] == ["argmax", "cl_pbnr", "none"]
+    argmax = rows[0]
+    assert argmax["removed"] == "5" and argmax["kept"] == "25" and argmax["paper_test_acc"] == "0.825"
+    assert rows[2]["removed"] == "0" and rows[2]["kept"] == "30"
+    assert float(argmax["final_test_acc"]) == 0.5 and float(argmax["best_test_acc"]) == 0.5
+
+
+def test_metrics_for_the_kfp_ui(make_result):
+    result = make_result("a")
+    metrics = logic.condition_metrics(result)
+    assert metrics["argmax.final_test_acc"] == 0.5 and metrics["none.removed"] == 0.0
+    assert metrics["realised_noise_rate"] == 0.39 and metrics["oos_accuracy"] == 0.7
+    assert logic.report_metrics([result, make_result("b")])["b.cl_pbnr.final_test_acc"] == 0.5
+
+
+def test_html_renders_tables_headings_and_inline_images(make_result):
+    markdown = logic.report_markdown([make_result("a")], [("plots/x.png", "X")])
+    page = logic.report_html(markdown, {"plots/x.png": "data:image/png;base64,AAAA"})
+    assert page.count("<table>") == 2 and "<h1>" in page and 'src="data:image/png;base64,AAAA"' in page
+    assert "a<br>40 %, S 0.2" in page
