@@ -7,8 +7,8 @@ environment markers for Linux x86_64 / CPython 3.11 (the images' platform), and 
 (``pip install --no-deps -r ...``) and then clpipe itself with ``--no-deps``; ``pip check``
 in the build fails if the closure is incomplete.
 
-    .venv/bin/python docker/lock.py > docker/requirements-cpu.txt             # core deps only
-    .venv/bin/python docker/lock.py --extras train > docker/requirements-gpu.txt
+    .venv/bin/python docker/lock.py --extras report > docker/requirements-cpu.txt
+    .venv/bin/python docker/lock.py --extras train --extras report > docker/requirements-gpu.txt
     .venv/bin/python docker/lock.py --build > docker/requirements-build.txt   # setuptools
 
 ``--check FILE`` compares FILE with what would be generated now (exit 1 and a diff on a

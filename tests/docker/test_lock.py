@@ -28,7 +28,8 @@ def project() -> dict:
     return tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
-@pytest.mark.parametrize("lock, groups", [("requirements-cpu.txt", []), ("requirements-gpu.txt", ["train"])])
+@pytest.mark.parametrize("lock, groups", [("requirements-cpu.txt", ["report"]),
+                                         ("requirements-gpu.txt", ["train", "report"])])
 def test_lock_pins_every_project_requirement(lock, groups):
     locked = pins(lock)
     reqs = [Requirement(r) for r in project()["project"]["dependencies"]]

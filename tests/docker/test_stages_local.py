@@ -2,10 +2,10 @@
 
     docker run -v DATA:/data:ro -v WORK:/work IMAGE <stage> ...
 
-fold-train (GPU image, here on CPU) x 2 folds -> combine-folds (CPU image) -> make-masks
-(CPU image) -> coteach (GPU image), on a 20-per-class subset of the real CIFAR-10 with the
-published 40 %-noise labels, 1-2 epochs of the smallest networks. Outputs are checked against
-docs/architecture.md.
+noisy-labels make (CPU image) -> fold-train (GPU image, here on CPU) x 2 folds ->
+combine-folds (CPU) -> make-masks (CPU) -> coteach (GPU) -> report condition + render (CPU),
+on a 20-per-class subset of the real CIFAR-10 with the S=0.2, N=0.4 condition, 1-2 epochs of
+the smallest networks. Outputs are checked against docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .conftest import DATASET_IN_CONTAINER, LABELS_IN_CONTAINER, SUBSET, load_json
+from .conftest import DATASET_IN_CONTAINER, SUBSET, load_json
+
+GIVEN = "/work/labels/labels.npy"  # noisy-labels output: the whole split's given labels
 
 pytestmark = pytest.mark.docker
 
@@ -23,13 +25,21 @@ METHODS = ("argmax", "conf_joint_only", "cl_pbc", "cl_pbnr", "cl_both")
 
 
 def fold_args(k: int) -> list[str]:
-    return ["fold-train", "--dataset", DATASET_IN_CONTAINER, "--labels", LABELS_IN_CONTAINER, *SUBSET,
+    return ["fold-train", "--dataset", DATASET_IN_CONTAINER, "--labels", GIVEN, *SUBSET,
             "--fold", str(k), "--n-folds", str(N_FOLDS), "--arch", "airbench-tiny", "--epochs", "1",
             "--device", "cpu", "--no-progress", "--out", f"/work/fold{k}"]
 
 
 @pytest.fixture(scope="module")
-def folds(run, images, module_workdir):
+def labels(run, images, module_workdir):
+    run(images.cpu, ["noisy-labels", "make", "--dataset", DATASET_IN_CONTAINER, "--name", "s0.2_n0.4",
+                     "--noise", "0.4", "--sparsity", "0.2", "--seed", "0", "--out", "/work/labels"],
+        work=module_workdir).check()
+    return module_workdir / "labels"
+
+
+@pytest.fixture(scope="module")
+def folds(run, images, module_workdir, labels):
     for k in range(N_FOLDS):
         run(images.gpu, fold_args(k), work=module_workdir).check()
     return module_workdir
@@ -47,6 +57,13 @@ def masks(run, images, combined):
     run(images.cpu, ["make-masks", "--labels", "/work/cv/labels.npy", "--pred-probs", "/work/cv",
                      "--out", "/work/masks"], work=combined.parent).check()
     return combined.parent / "masks"
+
+
+def test_noisy_labels_in_the_cpu_image(labels):
+    given = np.load(labels / "labels.npy")
+    assert given.shape == (50000,) and given.dtype == np.int64
+    summary = load_json(labels / "summary.json")
+    assert summary["condition"]["name"] == "s0.2_n0.4" and 0.35 < summary["realised_noise_rate"] < 0.45
 
 
 def test_fold_train_writes_the_fold_contract(folds):
@@ -86,20 +103,38 @@ def test_make_masks_in_the_cpu_image(masks):
         assert int((~keep).sum()) == summary["methods"][method]["removed"]
 
 
-def test_coteach_in_the_gpu_image(run, images, masks):
+@pytest.fixture(scope="module")
+def coteach(run, images, masks):
     work = masks.parent
     res = run(images.gpu, [
-        "coteach", DATASET_IN_CONTAINER, "--train-labels", LABELS_IN_CONTAINER, *SUBSET,
+        "coteach", DATASET_IN_CONTAINER, "--train-labels", GIVEN, *SUBSET,
         "--train-mask", "/work/masks", "--method", "cl_pbnr", "--epochs", "2", "--cnn-width", "8",
         "--batch-size", "32", "--test-subset-per-class", "10", "--device", "cpu", "--no-progress",
         "--out", "/work/coteach"], work=work).check()
+    assert "ERROR" not in res.logs
+    return work / "coteach"
+
+
+def test_coteach_in_the_gpu_image(coteach):
+    work = coteach.parent
     metrics = load_json(work / "coteach" / "metrics.json")
     assert metrics["stage"] == "coteach" and metrics["method"] == "cl_pbnr"
     n_epochs = len(metrics["curves"]["test_acc_1"])
     assert n_epochs >= 1 and 0 <= metrics["final"]["test_acc"] <= 1
     assert metrics["n_test"] == 100
     assert (work / "coteach" / "checkpoint.pt").stat().st_size > 0
-    assert "ERROR" not in res.logs
+
+
+def test_report_in_the_cpu_image(run, images, coteach):
+    work = coteach.parent
+    run(images.cpu, ["report", "condition", "/work/coteach", "--labels", "/work/labels", "--pred-probs", "/work/cv",
+                     "--masks", "/work/masks", "--out", "/work/condition"], work=work).check()
+    run(images.cpu, ["report", "render", "/work/condition", "--out", "/work/report"], work=work).check()
+    report = work / "report"
+    assert {"report.md", "report.html", "results.csv", "results.json"} <= {p.name for p in report.iterdir()}
+    pngs = list((report / "plots").glob("*.png"))
+    assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert "s0.2_n0.4" in (report / "report.md").read_text()
 
 
 def test_bad_input_exits_2_and_publishes_nothing(run, images, workdir):
