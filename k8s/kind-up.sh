@@ -16,7 +16,7 @@
 #   --params     run parameters for the pipeline smoke run (default k8s/kind/smoke-params.yaml)
 #   --timeout    seconds to wait for the pipeline run (default 3600)
 #
-# Needs: docker, kind >= v0.31.0, kubectl, python3 with clpipe installed (PYTHON, default
+# Needs: docker, git, kind >= v0.31.0, kubectl, python3 with clpipe installed (PYTHON, default
 # .venv/bin/python) for compiling/submitting; with --gpu also nvkind, helm and a host whose
 # Docker uses the NVIDIA runtime (k8s/README.md). Internet access for GitHub (KFP manifests)
 # and the public registries the KFP images come from.
@@ -99,6 +99,7 @@ port_forward() {
 
 # --- 0. tools ---------------------------------------------------------------------------------
 need docker "https://docs.docker.com/engine/install/"
+need git "kubectl apply -k fetches the KFP manifests from GitHub with git"
 need kind "https://kind.sigs.k8s.io/docs/user/quick-start/#installation (v0.31.0 or newer)"
 need kubectl "https://kubernetes.io/docs/tasks/tools/"
 if [ "$GPU" = 1 ]; then
@@ -161,9 +162,12 @@ for image in "${IMAGES[@]}"; do
     docker/build.sh --registry "$REGISTRY" --tag "$TAG" --target "$target"
   fi
   id=$(docker image inspect -f '{{.Id}}' "$image")
-  node=$(kind get nodes --name "$NAME" | head -1)
-  if docker exec "$node" crictl inspecti "$image" 2>/dev/null | grep -q "${id#sha256:}"; then
-    echo "$image already loaded"
+  missing=0
+  for node in $(kind get nodes --name "$NAME"); do
+    docker exec "$node" crictl inspecti "$image" 2>/dev/null | grep -q "${id#sha256:}" || missing=1
+  done
+  if [ "$missing" = 0 ]; then
+    echo "$image already loaded on every node"
   else
     echo "loading $image into $NAME (the GPU image is several GB; minutes)"
     kind load docker-image "$image" --name "$NAME"
