@@ -77,14 +77,19 @@ class Condition:
     def __post_init__(self) -> None:
         source = f"condition {self.name!r}"
         if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise InputError(source, "name", "must be 1-63 letters, digits, '.', '_' or '-', starting with a "
-                             "letter or digit")
+            raise InputError(
+                source,
+                "name",
+                "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            )
         if self.noise is not None and not (0.0 <= self.noise < 1.0):
             raise InputError(source, "noise", f"must lie in [0, 1), got {self.noise}")
         if not (0.0 <= self.sparsity <= 1.0):
             raise InputError(source, "sparsity", f"must lie in [0, 1], got {self.sparsity}")
         if self.noise is None and not self.labels:
-            raise InputError(source, "noise", "give either a labels URL or a noise amount to generate labels from")
+            raise InputError(
+                source, "noise", "give either a labels URL or a noise amount to generate labels from"
+            )
 
     @property
     def generated(self) -> bool:
@@ -98,8 +103,11 @@ class Condition:
         which always carry every key, read the same as hand-written configs.
         """
         if not isinstance(data, Mapping):
-            raise InputError(source, "", f"expected a mapping with keys {[f.name for f in fields(cls)]}, "
-                             f"got {type(data).__name__}")
+            raise InputError(
+                source,
+                "",
+                f"expected a mapping with keys {[f.name for f in fields(cls)]}, got {type(data).__name__}",
+            )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -160,8 +168,9 @@ class NoisyLabels:
     summary: dict
 
 
-def generate_noisy_labels(true_labels: np.ndarray, *, num_classes: int, noise: float, sparsity: float,
-                          seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+def generate_noisy_labels(
+    true_labels: np.ndarray, *, num_classes: int, noise: float, sparsity: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, int]:
     """(noisy labels (N,), noise matrix (K, K), trace) made the way the seed made them.
 
     cleanlab seeds and draws from the global numpy random state; it is restored afterwards.
@@ -170,19 +179,34 @@ def generate_noisy_labels(true_labels: np.ndarray, *, num_classes: int, noise: f
 
     trace = seed_trace(num_classes, noise)
     if trace <= 1:
-        raise InputError("condition", "noise", f"noise {noise} gives trace {trace} for {num_classes} classes; "
-                         "a valid noise matrix needs trace > 1")
+        raise InputError(
+            "condition",
+            "noise",
+            f"noise {noise} gives trace {trace} for {num_classes} classes; "
+            "a valid noise matrix needs trace > 1",
+        )
     py = np.bincount(true_labels, minlength=num_classes) / len(true_labels)
     if (py == 0).any():
-        raise InputError("dataset", "labels", f"class {int(np.flatnonzero(py == 0)[0])} has no train examples")
+        raise InputError(
+            "dataset", "labels", f"class {int(np.flatnonzero(py == 0)[0])} has no train examples"
+        )
     state = np.random.get_state()
     try:
         noise_matrix = noise_generation.generate_noise_matrix_from_trace(
-            num_classes, trace, py=py, frac_zero_noise_rates=sparsity, valid_noise_matrix=True, seed=seed,
+            num_classes,
+            trace,
+            py=py,
+            frac_zero_noise_rates=sparsity,
+            valid_noise_matrix=True,
+            seed=seed,
         )
         if noise_matrix is None:
-            raise InputError("condition", "sparsity", f"cleanlab found no valid noise matrix for noise {noise}, "
-                             f"sparsity {sparsity}, seed {seed}; try another seed")
+            raise InputError(
+                "condition",
+                "sparsity",
+                f"cleanlab found no valid noise matrix for noise {noise}, "
+                f"sparsity {sparsity}, seed {seed}; try another seed",
+            )
         np.random.seed(seed)
         noisy = noise_generation.generate_noisy_labels(true_labels, noise_matrix)
     finally:
@@ -213,8 +237,39 @@ def forget_rate_from_noise(condition: Condition, realised_rate: float) -> float:
     return round(noise / 2, 6)
 
 
-def make_condition_labels(condition: Condition, true_labels: np.ndarray, num_classes: int,
-                          given: np.ndarray | None = None) -> NoisyLabels:
+#: Co-Teaching forget-rate settings besides a number: the recipe's own value, or half the noise.
+FORGET_RATE_RECIPE = "recipe"
+FORGET_RATE_NOISE = "noise"
+
+
+def resolve_forget_rate(setting: str, from_noise: float) -> float | None:
+    """The forget rate a Co-Teaching run gets: None (the recipe's), ``from_noise`` or a number.
+
+    Args:
+        setting: ``"recipe"``, ``"noise"`` (:func:`forget_rate_from_noise` of the condition,
+            the labels summary's ``forget_rate_from_noise``) or a number in [0, 1).
+        from_noise: That value for the condition at hand.
+    """
+    if setting == FORGET_RATE_RECIPE:
+        return None
+    if setting == FORGET_RATE_NOISE:
+        return from_noise
+    try:
+        rate = float(setting)
+    except ValueError:
+        rate = math.nan
+    if not 0.0 <= rate < 1.0:
+        raise InputError(
+            "forget_rate",
+            "",
+            f"expected {FORGET_RATE_RECIPE!r}, {FORGET_RATE_NOISE!r} or a number in [0, 1), got {setting!r}",
+        )
+    return rate
+
+
+def make_condition_labels(
+    condition: Condition, true_labels: np.ndarray, num_classes: int, given: np.ndarray | None = None
+) -> NoisyLabels:
     """The condition's labels: ``given`` (already validated) or generated from (N, S, seed).
 
     Args:
@@ -226,8 +281,12 @@ def make_condition_labels(condition: Condition, true_labels: np.ndarray, num_cla
     trace = None
     if given is None:
         labels, noise_matrix, trace = generate_noisy_labels(
-            true_labels, num_classes=num_classes, noise=condition.noise, sparsity=condition.sparsity,
-            seed=condition.seed)
+            true_labels,
+            num_classes=num_classes,
+            noise=condition.noise,
+            sparsity=condition.sparsity,
+            seed=condition.seed,
+        )
     else:
         labels = np.asarray(given, dtype=np.int64)
     realised = realised_noise_matrix(true_labels, labels, num_classes)
@@ -251,8 +310,15 @@ def make_condition_labels(condition: Condition, true_labels: np.ndarray, num_cla
     return NoisyLabels(labels, np.asarray(noise_matrix, dtype=np.float64), summary)
 
 
-def given_pred_probs(pred_probs: np.ndarray, labels: np.ndarray, rows: np.ndarray, *, source: str,
-                     num_classes: int, dataset_fingerprint: str):
+def given_pred_probs(
+    pred_probs: np.ndarray,
+    labels: np.ndarray,
+    rows: np.ndarray,
+    *,
+    source: str,
+    num_classes: int,
+    dataset_fingerprint: str,
+):
     """Pre-computed pred_probs of the whole split -> the fold combiner's output for the view.
 
     The rows of the view are taken out and checked by the fold combiner's own checks (one
@@ -270,14 +336,27 @@ def given_pred_probs(pred_probs: np.ndarray, labels: np.ndarray, rows: np.ndarra
         dataset_fingerprint: Fingerprint of the view.
     """
     if pred_probs.ndim != 2 or pred_probs.shape != (len(labels), num_classes):
-        raise InputError(source, "pred_probs", f"expected shape {(len(labels), num_classes)} (the whole train "
-                         f"split x its classes), got {pred_probs.shape}")
+        raise InputError(
+            source,
+            "pred_probs",
+            f"expected shape {(len(labels), num_classes)} (the whole train "
+            f"split x its classes), got {pred_probs.shape}",
+        )
     view_labels = labels[rows]
     block = FoldOutput(
-        source=source, indices=np.arange(len(rows)), pred_probs=pred_probs[rows], labels=view_labels,
-        metrics={"fold": 0, "n_folds": 1, "n_examples": len(rows), "n_classes": num_classes,
-                 "dataset_fingerprint": dataset_fingerprint, "labels_fingerprint": labels_fingerprint(view_labels)},
+        source=source,
+        indices=np.arange(len(rows)),
+        pred_probs=pred_probs[rows],
+        labels=view_labels,
+        metrics={
+            "fold": 0,
+            "n_folds": 1,
+            "n_examples": len(rows),
+            "n_classes": num_classes,
+            "dataset_fingerprint": dataset_fingerprint,
+            "labels_fingerprint": labels_fingerprint(view_labels),
+        },
     )
     combined = combine_folds([block], sum_atol=GIVEN_PRED_PROBS_SUM_ATOL)
-    combined.summary.update(stage="given-pred-probs", source=source, n_folds=0, folds=[])
+    combined.summary.update(stage="given-pred-probs", source="given", url=source, n_folds=0, folds=[])
     return combined

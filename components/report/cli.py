@@ -30,18 +30,22 @@ PLOTS_DIR = "plots"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="clpipe report", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="clpipe report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
     cond = sub.add_parser("condition", help="join one condition's stage outputs into condition.json")
     cond.add_argument("runs", nargs="*", metavar="RUN_DIR", help="coteach output directories, one per method")
     cond.add_argument("--labels", required=True, help="noisy-labels make output directory")
-    cond.add_argument("--pred-probs", required=True, help="combine-folds (or given-pred-probs) output directory")
+    cond.add_argument(
+        "--pred-probs", required=True, help="combine-folds (or given-pred-probs) output directory"
+    )
     cond.add_argument("--masks", required=True, help="make-masks output directory")
     cond.add_argument("--out", required=True, help="output directory (path or URL)")
     render = sub.add_parser("render", help="the Table-2 report over all conditions")
-    render.add_argument("conditions", nargs="+", metavar="CONDITION_DIR",
-                        help="'report condition' output directories")
+    render.add_argument(
+        "conditions", nargs="+", metavar="CONDITION_DIR", help="'report condition' output directories"
+    )
     render.add_argument("--out", required=True, help="output directory (path or URL)")
     render.add_argument("--print", action="store_true", help="also print report.md on stdout")
     for q in (cond, render):
@@ -62,16 +66,27 @@ def read_condition(directory: str) -> dict:
 
 
 def _condition(args: argparse.Namespace) -> None:
-    sources = {"labels": args.labels, "pred_probs": args.pred_probs, "masks": args.masks,
-               **{f"runs/{i}": run for i, run in enumerate(args.runs)}}
+    sources = {
+        "labels": args.labels,
+        "pred_probs": args.pred_probs,
+        "masks": args.masks,
+        **{f"runs/{i}": run for i, run in enumerate(args.runs)},
+    }
     result = logic.condition_result(
-        _summary(args.labels, "summary.json"), _summary(args.pred_probs, "summary.json"),
-        _summary(args.masks, "summary.json"), [_summary(run, "metrics.json") for run in args.runs],
-        sources=sources)
+        _summary(args.labels, "summary.json"),
+        _summary(args.pred_probs, "summary.json"),
+        _summary(args.masks, "summary.json"),
+        [_summary(run, "metrics.json") for run in args.runs],
+        sources=sources,
+    )
     with storage.staged_output(args.out) as tmp:
         storage.save_json(os.path.join(tmp, CONDITION_FILE), result)
-    cli.log.info("condition %s: %d runs (%s)", result["condition"]["name"], len(result["runs"]),
-                 ", ".join(result["runs"]))
+    cli.log.info(
+        "condition %s: %d runs (%s)",
+        result["condition"]["name"],
+        len(result["runs"]),
+        ", ".join(result["runs"]),
+    )
 
 
 def write_report(results: Sequence[dict], out: str) -> str:
@@ -82,15 +97,19 @@ def write_report(results: Sequence[dict], out: str) -> str:
     figures = plots.render_figures(ordered)
     links = [(f"{PLOTS_DIR}/{name}", title) for name, title, _ in plots.FIGURES]
     markdown = logic.report_markdown(ordered, links)
-    images = {f"{PLOTS_DIR}/{name}": "data:image/png;base64," + base64.b64encode(png).decode()
-              for name, png in figures.items()}
+    images = {
+        f"{PLOTS_DIR}/{name}": "data:image/png;base64," + base64.b64encode(png).decode()
+        for name, png in figures.items()
+    }
     with storage.staged_output(out) as tmp:
         os.makedirs(os.path.join(tmp, PLOTS_DIR))
         for name, png in figures.items():
             storage.write_bytes(os.path.join(tmp, PLOTS_DIR, name), png)
         storage.write_bytes(os.path.join(tmp, "report.md"), markdown.encode())
         storage.write_bytes(os.path.join(tmp, "report.html"), logic.report_html(markdown, images).encode())
-        storage.write_bytes(os.path.join(tmp, "results.csv"), logic.results_csv(logic.result_rows(ordered)).encode())
+        storage.write_bytes(
+            os.path.join(tmp, "results.csv"), logic.results_csv(logic.result_rows(ordered)).encode()
+        )
         storage.save_json(os.path.join(tmp, "results.json"), list(ordered))
     return markdown
 

@@ -43,18 +43,39 @@ PAPER_SPARSITIES = (0.0, 0.2, 0.4, 0.6)
 #: section 6): test accuracy per method for N = 0.2, 0.4, 0.6 (columns 20/40/70 %) x S = 0, .2, .4, .6.
 #: "none" is the paper's Co-Teaching row (Co-Teaching on all noisy labels).
 PAPER_TABLE2: Mapping[str, tuple[float, ...]] = {
-    "argmax": (.875, .877, .886, .882, .830, .825, .764, .711, .376, .370, .350, .337),
-    "cl_pbc": (.885, .885, .890, .892, .848, .849, .844, .855, .386, .334, .364, .330),
-    "cl_both": (.891, .894, .897, .897, .868, .863, .861, .857, .384, .336, .350, .344),
-    "cl_pbnr": (.892, .889, .895, .893, .863, .864, .861, .864, .363, .369, .362, .349),
-    "conf_joint_only": (.896, .896, .897, .901, .859, .861, .861, .865, .380, .407, .349, .344),
-    "none": (.812, .813, .814, .806, .629, .616, .609, .581, .305, .302, .277, .260),
+    "argmax": (0.875, 0.877, 0.886, 0.882, 0.830, 0.825, 0.764, 0.711, 0.376, 0.370, 0.350, 0.337),
+    "cl_pbc": (0.885, 0.885, 0.890, 0.892, 0.848, 0.849, 0.844, 0.855, 0.386, 0.334, 0.364, 0.330),
+    "cl_both": (0.891, 0.894, 0.897, 0.897, 0.868, 0.863, 0.861, 0.857, 0.384, 0.336, 0.350, 0.344),
+    "cl_pbnr": (0.892, 0.889, 0.895, 0.893, 0.863, 0.864, 0.861, 0.864, 0.363, 0.369, 0.362, 0.349),
+    "conf_joint_only": (0.896, 0.896, 0.897, 0.901, 0.859, 0.861, 0.861, 0.865, 0.380, 0.407, 0.349, 0.344),
+    "none": (0.812, 0.813, 0.814, 0.806, 0.629, 0.616, 0.609, 0.581, 0.305, 0.302, 0.277, 0.260),
 }
-PAPER_SOURCE = ("Table 2 of arXiv:1911.00068 v2/v3 (Feb 2020, one trial, 250 Co-Teaching epochs on all 50 000 "
-                "training images, the whole test set)")
-CSV_FIELDS = ("condition", "noise", "sparsity", "seed", "labels", "realised_noise_rate", "pred_probs_source",
-              "oos_accuracy", "method", "paper_name", "kept", "removed", "epochs", "n_train", "n_test",
-              "final_test_acc", "final_test_exact_acc", "best_test_acc", "best_epoch", "paper_test_acc")
+PAPER_SOURCE = (
+    "Table 2 of arXiv:1911.00068 v2/v3 (Feb 2020, one trial, 250 Co-Teaching epochs on all 50 000 "
+    "training images, the whole test set)"
+)
+CSV_FIELDS = (
+    "condition",
+    "noise",
+    "sparsity",
+    "seed",
+    "labels",
+    "realised_noise_rate",
+    "pred_probs_source",
+    "oos_accuracy",
+    "method",
+    "paper_name",
+    "kept",
+    "removed",
+    "epochs",
+    "n_train",
+    "n_test",
+    "final_test_acc",
+    "final_test_exact_acc",
+    "best_test_acc",
+    "best_epoch",
+    "paper_test_acc",
+)
 
 
 def _require(summary: Mapping, keys: Iterable[str], source: str) -> None:
@@ -63,8 +84,14 @@ def _require(summary: Mapping, keys: Iterable[str], source: str) -> None:
             raise InputError(source, key, "missing")
 
 
-def condition_result(labels: Mapping, pred_probs: Mapping, masks: Mapping, runs: Sequence[Mapping],
-                     *, sources: Mapping[str, str]) -> dict:
+def condition_result(
+    labels: Mapping,
+    pred_probs: Mapping,
+    masks: Mapping,
+    runs: Sequence[Mapping],
+    *,
+    sources: Mapping[str, str],
+) -> dict:
     """One condition's record (the ``condition.json`` of ``clpipe report condition``).
 
     Args:
@@ -79,13 +106,20 @@ def condition_result(labels: Mapping, pred_probs: Mapping, masks: Mapping, runs:
         InputError: a summary lacks a field, two runs train the same method, a run trains a
             method the masks do not have, or the pieces disagree on the number of examples.
     """
-    _require(labels, ("condition", "realised_noise_rate", "noise_matrix", "realised_noise_matrix"),
-             sources["labels"])
+    _require(
+        labels,
+        ("condition", "realised_noise_rate", "noise_matrix", "realised_noise_matrix"),
+        sources["labels"],
+    )
     _require(pred_probs, ("n_examples", "accuracy", "confusion_matrix"), sources["pred_probs"])
     _require(masks, ("n_examples", "methods"), sources["masks"])
     if masks["n_examples"] != pred_probs["n_examples"]:
-        raise InputError(sources["masks"], "n_examples", f"{masks['n_examples']} rows, but the pred_probs in "
-                         f"{sources['pred_probs']} have {pred_probs['n_examples']}")
+        raise InputError(
+            sources["masks"],
+            "n_examples",
+            f"{masks['n_examples']} rows, but the pred_probs in "
+            f"{sources['pred_probs']} have {pred_probs['n_examples']}",
+        )
     by_method: dict[str, dict] = {}
     for i, run in enumerate(runs):
         source = sources.get(f"runs/{i}", f"run {i}")
@@ -94,8 +128,11 @@ def condition_result(labels: Mapping, pred_probs: Mapping, masks: Mapping, runs:
         if method in by_method:
             raise InputError(source, "method", f"{method!r} trained twice")
         if method != "none" and method not in masks["methods"]:
-            raise InputError(source, "method", f"{method!r} has no mask in {sources['masks']} "
-                             f"(it has {sorted(masks['methods'])})")
+            raise InputError(
+                source,
+                "method",
+                f"{method!r} has no mask in {sources['masks']} (it has {sorted(masks['methods'])})",
+            )
         by_method[method] = dict(run)
     ordered = {m: by_method[m] for m in sorted(by_method, key=_method_order)}
     return {
@@ -160,21 +197,30 @@ def result_rows(results: Iterable[Mapping]) -> list[dict]:
         c, labels = result["condition"], result["labels"]
         for method, run in result["runs"].items():
             final, best = run["final"], run["best"]
-            rows.append({
-                "condition": c["name"], "noise": c["noise"], "sparsity": c["sparsity"], "seed": c["seed"],
-                "labels": c["labels"] or "generated",
-                "realised_noise_rate": labels["realised_noise_rate"],
-                "pred_probs_source": result["pred_probs"]["source"],
-                "oos_accuracy": result["pred_probs"]["accuracy"],
-                "method": method, "paper_name": METHOD_NAMES.get(method, method),
-                "kept": result["masks"]["n_examples"] - removed_count(result, method),
-                "removed": removed_count(result, method),
-                "epochs": run.get("epochs_done", len(run["curves"].get("test_acc_1", []))),
-                "n_train": run.get("n_train"), "n_test": run.get("n_test"),
-                "final_test_acc": final["test_acc"], "final_test_exact_acc": final.get("test_exact_acc"),
-                "best_test_acc": best["test_acc"], "best_epoch": best.get("epoch"),
-                "paper_test_acc": paper_accuracy(method, c["noise"], c["sparsity"]),
-            })
+            rows.append(
+                {
+                    "condition": c["name"],
+                    "noise": c["noise"],
+                    "sparsity": c["sparsity"],
+                    "seed": c["seed"],
+                    "labels": c["labels"] or "generated",
+                    "realised_noise_rate": labels["realised_noise_rate"],
+                    "pred_probs_source": result["pred_probs"]["source"],
+                    "oos_accuracy": result["pred_probs"]["accuracy"],
+                    "method": method,
+                    "paper_name": METHOD_NAMES.get(method, method),
+                    "kept": result["masks"]["n_examples"] - removed_count(result, method),
+                    "removed": removed_count(result, method),
+                    "epochs": run.get("epochs_done", len(run["curves"].get("test_acc_1", []))),
+                    "n_train": run.get("n_train"),
+                    "n_test": run.get("n_test"),
+                    "final_test_acc": final["test_acc"],
+                    "final_test_exact_acc": final.get("test_exact_acc"),
+                    "best_test_acc": best["test_acc"],
+                    "best_epoch": best.get("epoch"),
+                    "paper_test_acc": paper_accuracy(method, c["noise"], c["sparsity"]),
+                }
+            )
     return rows
 
 
@@ -192,15 +238,18 @@ def _acc(value: float | None) -> str:
 
 def _column_title(result: Mapping) -> str:
     c = result["condition"]
-    return f"{c['name']}<br>{noise_label(c['noise'], result['labels']['realised_noise_rate'])}, S {c['sparsity']:g}"
+    noise = noise_label(c["noise"], result["labels"]["realised_noise_rate"])
+    return f"{c['name']}<br>{noise}, S {c['sparsity']:g}"
 
 
 def table2_markdown(results: Iterable[Mapping]) -> str:
     """Methods x conditions, like Table 2: ``ours (paper)`` per cell, final-epoch accuracy."""
     ordered = sort_results(results)
     methods = sorted({m for r in ordered for m in r["runs"]}, key=_method_order)
-    lines = ["| method | " + " | ".join(_column_title(r) for r in ordered) + " |",
-             "|---|" + "---|" * len(ordered)]
+    lines = [
+        "| method | " + " | ".join(_column_title(r) for r in ordered) + " |",
+        "|---|" + "---|" * len(ordered),
+    ]
     for method in methods:
         cells = []
         for r in ordered:
@@ -216,16 +265,23 @@ def conditions_markdown(results: Iterable[Mapping]) -> str:
     """One row per condition: its noise, its pred_probs and what each method removed."""
     ordered = sort_results(results)
     methods = [m for m in METHOD_NAMES if m != "none" and any(m in r["masks"]["methods"] for r in ordered)]
-    lines = ["| condition | labels | realised noise | pred_probs | out-of-sample acc. | examples | "
-             + " | ".join(f"removed {METHOD_NAMES[m]}" for m in methods) + " |",
-             "|---|---|---|---|---|---|" + "---|" * len(methods)]
+    lines = [
+        "| condition | labels | realised noise | pred_probs | out-of-sample acc. | examples | "
+        + " | ".join(f"removed {METHOD_NAMES[m]}" for m in methods)
+        + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(methods),
+    ]
     for r in ordered:
         c = r["condition"]
         labels = "given" if c["labels"] else f"generated (seed {c['seed']}, trace {r['labels'].get('trace')})"
-        removed = [str(r["masks"]["methods"][m]["removed"]) if m in r["masks"]["methods"] else "-" for m in methods]
-        lines.append(f"| {c['name']} | {labels} | {r['labels']['realised_noise_rate']:.3f} | "
-                     f"{r['pred_probs']['source']} | {r['pred_probs']['accuracy']:.3f} | "
-                     f"{r['masks']['n_examples']} | " + " | ".join(removed) + " |")
+        removed = [
+            str(r["masks"]["methods"][m]["removed"]) if m in r["masks"]["methods"] else "-" for m in methods
+        ]
+        lines.append(
+            f"| {c['name']} | {labels} | {r['labels']['realised_noise_rate']:.3f} | "
+            f"{r['pred_probs']['source']} | {r['pred_probs']['accuracy']:.3f} | "
+            f"{r['masks']['n_examples']} | " + " | ".join(removed) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -236,9 +292,12 @@ def report_markdown(results: Sequence[Mapping], figures: Sequence[tuple[str, str
         "",
         "## Test accuracy (Table 2 layout)",
         "",
-        ("Cells: our test accuracy of the better Co-Teaching network at the final epoch (the paper's rule); "
-         f"in parentheses the paper's value where the condition is one of its columns ({PAPER_SOURCE}). "
-         "Small runs (subsets, few epochs) are comparable in layout, not in value."),
+        (
+            "Cells: our test accuracy of the better Co-Teaching network at the final epoch (the paper's "
+            "rule); in parentheses the paper's value where the condition is one of its columns "
+            f"({PAPER_SOURCE}). "
+            "Small runs (subsets, few epochs) are comparable in layout, not in value."
+        ),
         "",
         table2_markdown(results),
         "",
@@ -254,8 +313,10 @@ def report_markdown(results: Sequence[Mapping], figures: Sequence[tuple[str, str
 
 def condition_metrics(result: Mapping) -> dict[str, float]:
     """Scalar metrics of one condition for the KFP UI (``Metrics`` artifact)."""
-    metrics = {"realised_noise_rate": result["labels"]["realised_noise_rate"],
-               "oos_accuracy": result["pred_probs"]["accuracy"]}
+    metrics = {
+        "realised_noise_rate": result["labels"]["realised_noise_rate"],
+        "oos_accuracy": result["pred_probs"]["accuracy"],
+    }
     for method, run in result["runs"].items():
         metrics[f"{method}.final_test_acc"] = run["final"]["test_acc"]
         metrics[f"{method}.best_test_acc"] = run["best"]["test_acc"]
@@ -265,8 +326,11 @@ def condition_metrics(result: Mapping) -> dict[str, float]:
 
 def report_metrics(results: Iterable[Mapping]) -> dict[str, float]:
     """``<condition>.<method>.final_test_acc`` for every cell of the table (KFP UI)."""
-    return {f"{row['condition']}.{row['method']}.final_test_acc": float(row["final_test_acc"])
-            for row in result_rows(results) if row["final_test_acc"] is not None}
+    return {
+        f"{row['condition']}.{row['method']}.final_test_acc": float(row["final_test_acc"])
+        for row in result_rows(results)
+        if row["final_test_acc"] is not None
+    }
 
 
 def report_html(markdown: str, images: Mapping[str, str]) -> str:
@@ -281,14 +345,20 @@ def report_html(markdown: str, images: Mapping[str, str]) -> str:
     def flush_table() -> None:
         if table:
             head, rows = table[0], table[2:]
-            body.append("<table><thead><tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr></thead><tbody>"
-                        + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-                        + "</tbody></table>")
+            body.append(
+                "<table><thead><tr>"
+                + "".join(f"<th>{c}</th>" for c in head)
+                + "</tr></thead><tbody>"
+                + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+                + "</tbody></table>"
+            )
             table.clear()
 
     for line in markdown.splitlines():
         if line.startswith("|"):
-            table.append([html.escape(c.strip()).replace("&lt;br&gt;", "<br>") for c in line.strip("|").split("|")])
+            table.append(
+                [html.escape(c.strip()).replace("&lt;br&gt;", "<br>") for c in line.strip("|").split("|")]
+            )
             continue
         flush_table()
         if line.startswith("## "):
@@ -297,13 +367,19 @@ def report_html(markdown: str, images: Mapping[str, str]) -> str:
             body.append(f"<h1>{html.escape(line[2:])}</h1>")
         elif line.startswith("!["):
             title, path = line[2:].rstrip(")").split("](")
-            body.append(f'<figure><img src="{images.get(path, path)}" alt="{html.escape(title)}">'
-                        f"<figcaption>{html.escape(title)}</figcaption></figure>")
+            body.append(
+                f'<figure><img src="{images.get(path, path)}" alt="{html.escape(title)}">'
+                f"<figcaption>{html.escape(title)}</figcaption></figure>"
+            )
         elif line.strip():
             body.append(f"<p>{html.escape(line)}</p>")
     flush_table()
-    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
-             "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
-             "img{max-width:100%}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>clpipe report</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+    style = (
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
+        "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
+        "img{max-width:100%}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>clpipe report</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    )

@@ -78,12 +78,22 @@ def noise_matrices(results: Sequence[Mapping]) -> bytes:
     for (left, right), result in zip(axes, results):
         name = result["condition"]["name"]
         realised = np.asarray(result["labels"]["realised_noise_matrix"])
-        _heatmap(left, realised, f"{name}: P(given | true), noise {result['labels']['realised_noise_rate']:.3f}",
-                 "true label", "given label")
+        _heatmap(
+            left,
+            realised,
+            f"{name}: P(given | true), noise {result['labels']['realised_noise_rate']:.3f}",
+            "true label",
+            "given label",
+        )
         confusion = np.asarray(result["pred_probs"]["confusion_matrix"], dtype=float)
         confusion /= np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-        _heatmap(right, confusion, f"{name}: out-of-sample argmax | given label "
-                 f"(acc. {result['pred_probs']['accuracy']:.3f})", "predicted (argmax)", "given label")
+        _heatmap(
+            right,
+            confusion,
+            f"{name}: out-of-sample argmax | given label (acc. {result['pred_probs']['accuracy']:.3f})",
+            "predicted (argmax)",
+            "given label",
+        )
     fig.tight_layout()
     return _png(fig)
 
@@ -95,8 +105,9 @@ def removed_counts(results: Sequence[Mapping]) -> bytes:
         ax.bar(range(len(methods)), [removed_count(result, m) for m in methods], color="tab:blue")
         expected = result["labels"]["realised_noise_rate"] * result["masks"]["n_examples"]
         ax.axhline(expected, ls="--", color="tab:red", label=f"expected wrong labels ≈ {expected:.0f}")
-        ax.set_xticks(range(len(methods)), [_label(m).removeprefix("CL: ") for m in methods], fontsize=7,
-                      rotation=30)
+        ax.set_xticks(
+            range(len(methods)), [_label(m).removeprefix("CL: ") for m in methods], fontsize=7, rotation=30
+        )
         ax.set_title(f"{result['condition']['name']} ({result['masks']['n_examples']} examples)", fontsize=10)
         ax.set_ylabel("removed")
         ax.legend(fontsize=7)

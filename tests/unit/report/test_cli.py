@@ -26,8 +26,24 @@ def _condition_dirs(root, name, noise, methods=("none", "argmax", "cl_pbnr")):
 def _condition(root, name, noise):
     d = _condition_dirs(root, name, noise)
     out = root / name / "result"
-    assert clpipe_cli.main(["report", "condition", "--labels", d["labels"], "--pred-probs", d["probs"],
-                            "--masks", d["masks"], "--out", str(out), *d["runs"]]) == 0
+    assert (
+        clpipe_cli.main(
+            [
+                "report",
+                "condition",
+                "--labels",
+                d["labels"],
+                "--pred-probs",
+                d["probs"],
+                "--masks",
+                d["masks"],
+                "--out",
+                str(out),
+                *d["runs"],
+            ]
+        )
+        == 0
+    )
     return str(out)
 
 
@@ -37,8 +53,13 @@ def test_condition_then_render(tmp_path, capsys):
     assert list(record["runs"]) == ["argmax", "cl_pbnr", "none"]
     out = tmp_path / "report"
     assert clpipe_cli.main(["report", "render", "--print", "--out", str(out), *results]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["plots", "report.html", "report.md", "results.csv",
-                                                      "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "plots",
+        "report.html",
+        "report.md",
+        "results.csv",
+        "results.json",
+    ]
     pngs = sorted(p.name for p in (out / "plots").iterdir())
     assert pngs == ["accuracy_curves.png", "noise_matrices.png", "removed_counts.png"]
     assert all((out / "plots" / p).read_bytes().startswith(b"\x89PNG") for p in pngs)
@@ -52,8 +73,24 @@ def test_condition_then_render(tmp_path, capsys):
 def test_a_run_without_a_mask_exits_2_and_writes_nothing(tmp_path, capsys):
     d = _condition_dirs(tmp_path, "c", 0.2, methods=("cl_both",))
     out = tmp_path / "result"
-    assert clpipe_cli.main(["report", "condition", "--labels", d["labels"], "--pred-probs", d["probs"],
-                            "--masks", d["masks"], "--out", str(out), *d["runs"]]) == 2
+    assert (
+        clpipe_cli.main(
+            [
+                "report",
+                "condition",
+                "--labels",
+                d["labels"],
+                "--pred-probs",
+                d["probs"],
+                "--masks",
+                d["masks"],
+                "--out",
+                str(out),
+                *d["runs"],
+            ]
+        )
+        == 2
+    )
     assert "has no mask" in capsys.readouterr().err
     assert not out.exists()
 

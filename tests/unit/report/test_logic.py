@@ -10,8 +10,14 @@ from clpipe.components.report import logic
 from .conftest import labels_summary, masks_summary, probs_summary, run_metrics, sources
 
 #: The AVG column of the paper's Table 2 (../shared/notes/confident-learning.md section 6).
-PAPER_AVG = {"argmax": .674, "cl_pbc": .697, "cl_both": .703, "cl_pbnr": .705, "conf_joint_only": .710,
-             "none": .569}
+PAPER_AVG = {
+    "argmax": 0.674,
+    "cl_pbc": 0.697,
+    "cl_both": 0.703,
+    "cl_pbnr": 0.705,
+    "conf_joint_only": 0.710,
+    "none": 0.569,
+}
 
 
 @pytest.mark.parametrize("method", list(PAPER_AVG))
@@ -21,10 +27,18 @@ def test_paper_rows_average_to_the_papers_avg_column(method):
     assert sum(row) / 12 == pytest.approx(PAPER_AVG[method], abs=0.0011)
 
 
-@pytest.mark.parametrize(("method", "noise", "sparsity", "expected"), [
-    ("conf_joint_only", 0.2, 0.0, .896), ("cl_pbnr", 0.4, 0.6, .864), ("argmax", 0.6, 0.6, .337),
-    ("none", 0.6, 0.0, .305), ("cl_both", 0.3, 0.0, None), ("cl_both", None, 0.0, None), ("custom", 0.2, 0.0, None),
-])
+@pytest.mark.parametrize(
+    ("method", "noise", "sparsity", "expected"),
+    [
+        ("conf_joint_only", 0.2, 0.0, 0.896),
+        ("cl_pbnr", 0.4, 0.6, 0.864),
+        ("argmax", 0.6, 0.6, 0.337),
+        ("none", 0.6, 0.0, 0.305),
+        ("cl_both", 0.3, 0.0, None),
+        ("cl_both", None, 0.0, None),
+        ("custom", 0.2, 0.0, None),
+    ],
+)
 def test_paper_accuracy_lookup(method, noise, sparsity, expected):
     assert logic.paper_accuracy(method, noise, sparsity) == expected
 
@@ -42,28 +56,37 @@ def test_condition_result_orders_runs_and_keeps_sources(make_result):
     assert result["sources"]["runs/0"] == "R0"
 
 
-@pytest.mark.parametrize(("runs", "masks", "message"), [
-    ([run_metrics("argmax"), run_metrics("argmax")], masks_summary(), "trained twice"),
-    ([run_metrics("cl_both")], masks_summary(), "has no mask"),
-    ([run_metrics("argmax")], masks_summary(n=31), "31 rows"),
-])
+@pytest.mark.parametrize(
+    ("runs", "masks", "message"),
+    [
+        ([run_metrics("argmax"), run_metrics("argmax")], masks_summary(), "trained twice"),
+        ([run_metrics("cl_both")], masks_summary(), "has no mask"),
+        ([run_metrics("argmax")], masks_summary(n=31), "31 rows"),
+    ],
+)
 def test_condition_result_refuses_pieces_that_do_not_fit(runs, masks, message):
     with pytest.raises(InputError, match=message):
-        logic.condition_result(labels_summary("a", 0.2, 0.0, 0.2), probs_summary(), masks, runs,
-                               sources=sources(len(runs)))
+        logic.condition_result(
+            labels_summary("a", 0.2, 0.0, 0.2), probs_summary(), masks, runs, sources=sources(len(runs))
+        )
 
 
 def test_missing_fields_are_named():
     broken = probs_summary()
     del broken["confusion_matrix"]
     with pytest.raises(InputError) as e:
-        logic.condition_result(labels_summary("a", 0.2, 0.0, 0.2), broken, masks_summary(), [], sources=sources(0))
+        logic.condition_result(
+            labels_summary("a", 0.2, 0.0, 0.2), broken, masks_summary(), [], sources=sources(0)
+        )
     assert (e.value.source, e.value.field) == ("P", "confusion_matrix")
 
 
 def test_table2_has_a_column_per_condition_and_paper_values_where_they_exist(make_result):
-    results = [make_result("b", noise=0.6, sparsity=0.0), make_result("a", noise=0.2, sparsity=0.4),
-               make_result("x", noise=0.3, sparsity=0.0)]
+    results = [
+        make_result("b", noise=0.6, sparsity=0.0),
+        make_result("a", noise=0.2, sparsity=0.4),
+        make_result("x", noise=0.3, sparsity=0.0),
+    ]
     table = logic.table2_markdown(results).splitlines()
     assert table[0].startswith("| method | a<br>20 %, S 0.4 | x<br>N=0.3, S 0 | b<br>70 %, S 0 |")
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in table[2:]}

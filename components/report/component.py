@@ -1,0 +1,68 @@
+"""KFP components of the report stage (CPU image): one condition's results, the whole report."""
+
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+
+from ..common.kfp_component import stage_component
+
+
+@stage_component("cpu")
+def condition_results(
+    labels: Input[Dataset],
+    pred_probs_uri: str,
+    masks: Input[Dataset],
+    runs: Input[list[Model]],
+    result: Output[Artifact],
+    metrics: Output[Metrics],
+    confusion: Output[ClassificationMetrics],
+):
+    """One condition's record (clpipe report condition), its metrics and out-of-sample confusion matrix.
+
+    The confusion matrix is of the cross-validated (or given) predictions vs the given labels.
+    """
+    from clpipe.components.common.kfp_component import run_cli
+    from clpipe.components.report import cli, logic
+
+    run_cli(
+        cli.main,
+        [
+            "condition",
+            "--labels",
+            labels.path,
+            "--pred-probs",
+            pred_probs_uri,
+            "--masks",
+            masks.path,
+            "--out",
+            result.path,
+            *[r.path for r in runs],
+        ],
+    )
+    record = cli.read_condition(result.path)
+    for name, value in logic.condition_metrics(record).items():
+        metrics.log_metric(name, value)
+    classes = record["pred_probs"].get("classes") or record["labels"]["classes"]
+    confusion.log_confusion_matrix(classes, record["pred_probs"]["confusion_matrix"])
+
+
+@stage_component("cpu")
+def report(
+    conditions: Input[list[Artifact]],
+    report: Output[Artifact],
+    html: Output[HTML],
+    markdown: Output[Markdown],
+    metrics: Output[Metrics],
+):
+    """The benchmark report over all conditions (clpipe report render): Table 2 layout, figures, CSV.
+
+    html and markdown are the report for the KFP UI; report is the whole directory.
+    """
+    import shutil
+
+    from clpipe.components.common.kfp_component import run_cli
+    from clpipe.components.report import cli, logic
+
+    run_cli(cli.main, ["render", "--out", report.path, *[c.path for c in conditions]])
+    shutil.copyfile(f"{report.path}/report.html", html.path)
+    shutil.copyfile(f"{report.path}/report.md", markdown.path)
+    for name, value in logic.report_metrics([cli.read_condition(c.path) for c in conditions]).items():
+        metrics.log_metric(name, value)
