@@ -21,6 +21,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("clpipe.components.datasets.cli", "dataset helpers (export-imagefolder, subset, info)"),
     "noisy-labels": ("clpipe.components.noisy_labels.cli", "one condition's noisy labels (generated or given), given pred_probs"),
     "report": ("clpipe.components.report.cli", "per-condition results and the Table-2 report (Markdown, HTML, CSV, plots)"),
+    "compile": ("clpipe.pipelines.compile", "compile the pipeline to KFP v2 YAML"),
+    "run": ("clpipe.pipelines.local_run", "run the pipeline on this machine (kfp.local, no cluster, no Docker)"),
+    "submit": ("clpipe.pipelines.submit", "upload the pipeline to a KFP server and start a run"),
 }
 
 

@@ -1,0 +1,267 @@
+"""The pipeline's parameters, and reading them from a YAML config file and command-line flags.
+
+:class:`BenchmarkParams` is the single list of the pipeline's run-time parameters: the
+pipeline function (:mod:`.pipeline`) takes exactly these names with these defaults (a test
+holds them together), ``clpipe run`` and ``clpipe submit`` read them from a YAML file
+and/or flags, and :meth:`BenchmarkParams.arguments` turns them into the KFP run arguments.
+
+Config file (every key optional except ``dataset`` and ``conditions``; flags override it)::
+
+    dataset: ../shared/data/cifar10          # path or URL; local paths are resolved by `clpipe run`
+    output: runs/demo                        # clpipe run only: where the report goes (path or URL)
+    conditions:
+      - {name: pub-n0.4-s0.2, labels: <label file>, noise: 0.4, sparsity: 0.2, pred_probs: <pyx .npy>}
+      - {name: gen-n0.2-s0, noise: 0.2, sparsity: 0.0, seed: 1}
+    n_folds: 2
+    fold_arch: airbench-tiny
+    ...                                      # any other field of BenchmarkParams
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+
+from clpipe.components.common import storage
+from clpipe.components.common.errors import InputError
+from clpipe.components.noisy_labels.logic import Condition, resolve_forget_rate
+
+#: Co-Teaching runs per condition: the five confident-learning methods and plain Co-Teaching.
+ALL_METHODS = ("none", "argmax", "conf_joint_only", "cl_pbc", "cl_pbnr", "cl_both")
+#: The paper's 12 Table-2 conditions, generated with seed 0 (= the published label files).
+PAPER_CONDITIONS = tuple(
+    Condition(name=f"n{noise}-s{sparsity}", noise=noise, sparsity=sparsity, seed=0)
+    for noise in (0.2, 0.4, 0.6)
+    for sparsity in (0.0, 0.2, 0.4, 0.6)
+)
+FOLD_ARCHS = ("resnet50", "airbench94", "airbench-tiny")
+COTEACH_RECIPES = ("feb2020", "jair2021", "coteaching2018")
+MASK_COMPAT = ("", "cleanlab-2021")
+
+#: Help of each parameter (flags and docs); "0 = ..." marks recipe defaults.
+HELP = {
+    "dataset": "CIFAR-10: ImageFolder root, .npz, or directory with *train.npz/*test.npz (path or URL)",
+    "conditions": "noise conditions (name plus labels URL, or noise/sparsity/seed; optional pred_probs URL)",
+    "n_folds": "K of the K-fold cross-validation (paper: 4)",
+    "fold_arch": f"fold-trainer network, one of {FOLD_ARCHS} (paper: resnet50)",
+    "fold_epochs": "fold-trainer epochs (0 = the architecture's recipe: resnet50 350, airbench 10)",
+    "fold_batch_size": "fold-trainer batch size (0 = the recipe's: resnet50 64, airbench 1024)",
+    "fold_seed": "seed of the fold split and the fold training",
+    "methods": f"Co-Teaching runs per condition, from {ALL_METHODS} (none = no pruning)",
+    "mask_compat": "'' = cleanlab 2.9 semantics, 'cleanlab-2021' = the seed's early-2021 ones",
+    "coteach_recipe": f"Co-Teaching recipe, one of {COTEACH_RECIPES} (paper's Table 2: feb2020)",
+    "coteach_epochs": "Co-Teaching schedule length (0 = the recipe's; feb2020: 250, trains epochs 1..E-1)",
+    "coteach_batch_size": "Co-Teaching batch size (0 = the recipe's, 128)",
+    "coteach_lr": "Co-Teaching Adam learning rate (0 = the recipe's, 0.001)",
+    "coteach_forget_rate": "'recipe', 'noise' (half the condition's noise amount, the JAIR rule) or a number",
+    "coteach_cnn_width": "base width of the Co-Teaching CNN (0 = the paper's 128)",
+    "coteach_seed": "Co-Teaching seed",
+    "train_per_class": "train images per class, class-stratified subset (0 = all)",
+    "test_per_class": "test images per class scored by Co-Teaching (0 = all)",
+    "subset_seed": "seed of the train and test subsets",
+}
+
+
+@dataclass(frozen=True)
+class BenchmarkParams:
+    """The run-time parameters of the pipeline (see :data:`HELP`)."""
+
+    dataset: str
+    conditions: tuple[Condition, ...] = PAPER_CONDITIONS
+    n_folds: int = 4
+    fold_arch: str = "resnet50"
+    fold_epochs: int = 0
+    fold_batch_size: int = 0
+    fold_seed: int = 0
+    methods: tuple[str, ...] = ALL_METHODS
+    mask_compat: str = ""
+    coteach_recipe: str = "feb2020"
+    coteach_epochs: int = 0
+    coteach_batch_size: int = 0
+    coteach_lr: float = 0.0
+    coteach_forget_rate: str = "recipe"
+    coteach_cnn_width: int = 0
+    coteach_seed: int = 1
+    train_per_class: int = 0
+    test_per_class: int = 0
+    subset_seed: int = 0
+
+    def __post_init__(self) -> None:
+        self._check()
+
+    def _check(self) -> None:
+        """Refuses what would only fail inside a task, minutes later, naming the parameter."""
+        if not self.dataset:
+            raise InputError("parameters", "dataset", "missing")
+        if not self.conditions:
+            raise InputError("parameters", "conditions", "at least one condition is needed")
+        names = [c.name for c in self.conditions]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise InputError("parameters", "conditions", f"names given more than once: {duplicates}")
+        choices = {"fold_arch": FOLD_ARCHS, "coteach_recipe": COTEACH_RECIPES, "mask_compat": MASK_COMPAT}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise InputError("parameters", name, f"must be one of {allowed}, got {getattr(self, name)!r}")
+        unknown = [m for m in self.methods if m not in ALL_METHODS]
+        if not self.methods or unknown or len(set(self.methods)) != len(self.methods):
+            raise InputError(
+                "parameters",
+                "methods",
+                f"expected distinct methods from {ALL_METHODS}, got {list(self.methods)}",
+            )
+        if self.n_folds < 2:
+            raise InputError("parameters", "n_folds", f"must be >= 2, got {self.n_folds}")
+        for name in (
+            "fold_epochs",
+            "fold_batch_size",
+            "coteach_epochs",
+            "coteach_batch_size",
+            "coteach_lr",
+            "coteach_cnn_width",
+            "train_per_class",
+            "test_per_class",
+        ):
+            if getattr(self, name) < 0:
+                raise InputError("parameters", name, f"must be >= 0 (0 = default), got {getattr(self, name)}")
+        resolve_forget_rate(self.coteach_forget_rate, 0.0)
+
+    def arguments(self) -> dict:
+        """The KFP run arguments: conditions as items with every key, tuples as lists."""
+        args = {f.name: getattr(self, f.name) for f in fields(self)}
+        args["conditions"] = [c.to_dict() for c in self.conditions]
+        args["methods"] = list(self.methods)
+        return args
+
+    def with_local_paths_resolved(self, base: str) -> BenchmarkParams:
+        """Relative local paths (dataset, label and pred_probs files) made absolute against ``base``."""
+
+        def resolve(url: str) -> str:
+            return (
+                url
+                if not url or "://" in url or os.path.isabs(url)
+                else os.path.normpath(os.path.join(base, url))
+            )
+
+        conditions = tuple(
+            dataclasses.replace(c, labels=resolve(c.labels), pred_probs=resolve(c.pred_probs))
+            for c in self.conditions
+        )
+        return dataclasses.replace(self, dataset=resolve(self.dataset), conditions=conditions)
+
+
+def _field_types() -> dict[str, type]:
+    return {"int": int, "float": float, "str": str}
+
+
+def params_from_mapping(data: Mapping, source: str) -> BenchmarkParams:
+    """BenchmarkParams from a mapping (a parsed config), types checked, naming ``source``."""
+    known = {f.name: f for f in fields(BenchmarkParams)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise InputError(source, unknown[0], f"unknown parameter; the parameters are {sorted(known)}")
+    values = {}
+    for name, value in data.items():
+        kind = _field_types().get(known[name].type)
+        if name == "conditions":
+            if not isinstance(value, list):
+                raise InputError(source, name, "expected a list of conditions")
+            value = tuple(
+                Condition.from_dict(c, source=f"{source}: conditions[{i}]") for i, c in enumerate(value)
+            )
+        elif name == "methods":
+            value = tuple(_method_list(value, source))
+        elif kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif kind is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise InputError(source, name, f"expected {kind.__name__}, got {value!r}")
+        values[name] = value
+    if "dataset" not in values:
+        raise InputError(source, "dataset", "missing")
+    return BenchmarkParams(**values)
+
+
+def _method_list(value, source: str) -> list[str]:
+    if isinstance(value, str):
+        return [m for m in value.split(",") if m]
+    if isinstance(value, list) and all(isinstance(m, str) for m in value):
+        return value
+    raise InputError(source, "methods", f"expected a list of method ids, got {value!r}")
+
+
+def parse_condition_flag(text: str) -> dict:
+    """``name=a,noise=0.4,sparsity=0.2,seed=1`` (or ``labels=URL``, ``pred_probs=URL``) -> a mapping."""
+    item: dict = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise InputError("--condition", text, f"expected key=value pairs separated by ',', got {part!r}")
+        key = key.strip()
+        if key in ("noise", "sparsity"):
+            value = _number(value, float, text, key)
+        elif key == "seed":
+            value = _number(value, int, text, key)
+        item[key] = value
+    return item
+
+
+def _number(value: str, kind: type, text: str, key: str):
+    try:
+        return kind(value)
+    except ValueError:
+        raise InputError("--condition", text, f"{key}: expected a {kind.__name__}, got {value!r}") from None
+
+
+def load_config(url: str) -> dict:
+    """A YAML config file as a mapping (path or URL)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(storage.read_bytes(url))
+    except yaml.YAMLError as e:
+        raise InputError(url, "", f"not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise InputError(url, "", "expected a mapping of parameter names to values")
+    return data
+
+
+def add_param_arguments(parser: argparse.ArgumentParser) -> None:
+    """``CONFIG`` and one flag per parameter (``--n-folds``, ``--condition`` repeatable, ...)."""
+    parser.add_argument(
+        "config", nargs="?", metavar="CONFIG", help="YAML config file (path or URL); flags override it"
+    )
+    group = parser.add_argument_group("pipeline parameters (override the config)")
+    for f in fields(BenchmarkParams):
+        if f.name == "conditions":
+            group.add_argument(
+                "--condition",
+                dest="conditions",
+                action="append",
+                type=str,
+                metavar="SPEC",
+                help="a condition, e.g. name=g,noise=0.4,sparsity=0.2,seed=0 or "
+                "name=p,labels=URL,pred_probs=URL; repeat for more (replaces the config's)",
+            )
+        elif f.name == "methods":
+            group.add_argument("--methods", metavar="M1,M2", help=HELP[f.name])
+        else:
+            group.add_argument(
+                f"--{f.name.replace('_', '-')}", dest=f.name, type=_field_types()[f.type], help=HELP[f.name]
+            )
+
+
+def params_from_args(args: argparse.Namespace, extra: Sequence[str] = ()) -> tuple[BenchmarkParams, dict]:
+    """The parameters from ``CONFIG`` and flags, plus the config's other keys named in ``extra``."""
+    data = load_config(args.config) if args.config else {}
+    others = {key: data.pop(key) for key in extra if key in data}
+    for f in fields(BenchmarkParams):
+        value = getattr(args, f.name)
+        if value is None:
+            continue
+        if f.name == "conditions":
+            value = [parse_condition_flag(text) for text in value]
+        data[f.name] = value
+    return params_from_mapping(data, args.config or "flags"), others

@@ -1,0 +1,102 @@
+"""``clpipe run``: the pipeline on this machine with kfp.local, no cluster and no Docker.
+
+Runs the very pipeline definition that is compiled for the cluster, with kfp.local's
+SubprocessRunner: every task is a subprocess in this Python environment (the components
+are lightweight Python components, so no image is pulled and nothing is pip-installed).
+The GPU is used when torch sees one. kfp.local keeps artifacts under a local pipeline root
+(``OUTPUT/kfp`` for a local OUTPUT, else a temporary directory); at the end the report
+directory is published to ``OUTPUT/report`` (a path or any fsspec URL) and its table printed.
+
+Example:
+  clpipe run pipelines/configs/demo.yaml
+  clpipe run --dataset ../shared/data/cifar10 --condition name=g,noise=0.2 --n-folds 2 \\
+      --fold-arch airbench-tiny --train-per-class 100 --output runs/mini
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from clpipe.components.common import cli, storage
+
+from .config import BenchmarkParams, add_param_arguments, params_from_args
+
+log = logging.getLogger("clpipe")
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """Where a local run left its results and how long it took."""
+
+    report: str
+    pipeline_root: str
+    markdown: str
+    wall_s: float
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="clpipe run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_param_arguments(p)
+    p.add_argument(
+        "--output",
+        help="where the report goes: a directory or fsspec URL (config key 'output'; default runs/<time>)",
+    )
+    p.add_argument(
+        "--pipeline-root",
+        help="kfp.local's artifact directory (default OUTPUT/kfp, or a temporary "
+        "directory when OUTPUT is a URL)",
+    )
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def _local_root(output: str, pipeline_root: str | None) -> str:
+    if pipeline_root:
+        return os.path.abspath(pipeline_root)
+    if storage.is_local(output):
+        return os.path.abspath(os.path.join(output, "kfp"))
+    return tempfile.mkdtemp(prefix="clpipe-kfp-")
+
+
+def run_locally(params: BenchmarkParams, output: str, pipeline_root: str | None = None) -> LocalRun:
+    """Runs the pipeline with kfp.local and publishes the report directory to ``OUTPUT/report``."""
+    from kfp import local
+
+    from .pipeline import build_pipeline
+
+    root = _local_root(output, pipeline_root)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=root, raise_on_error=True)
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        # Expected here: cluster placement (GPU, resources, Kubernetes settings) has no effect locally, and
+        # the stage images' code is this environment's clpipe.
+        warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
+        warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+        task = build_pipeline()(**params.arguments())
+    wall_s = time.perf_counter() - started
+    report = storage.join(output, "report")
+    storage.publish_dir(task.output.path, report)
+    markdown = storage.read_bytes(storage.join(report, "report.md")).decode()
+    return LocalRun(report=report, pipeline_root=root, markdown=markdown, wall_s=wall_s)
+
+
+def run(args: argparse.Namespace) -> None:
+    params, others = params_from_args(args, extra=("output",))
+    output = args.output or others.get("output") or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    result = run_locally(params.with_local_paths_resolved(os.getcwd()), output, args.pipeline_root)
+    print(result.markdown)
+    print(f"report: {storage.join(result.report, 'report.html')} (also report.md, results.csv, plots/)")
+    print(f"task outputs: {result.pipeline_root}; wall time {result.wall_s:.0f} s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.run_stage("run", build_parser(), argv, run)
