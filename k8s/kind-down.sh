@@ -10,7 +10,7 @@ NAME=clpipe
 while [ $# -gt 0 ]; do
   case "$1" in
     --name) NAME=${2:?}; shift 2 ;;
-    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 { if (!/^#/) exit; sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "kind-down.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done

@@ -3,7 +3,7 @@
 # images and a smoke run of the pipeline. Safe to rerun: every step checks what is there.
 #
 # usage: k8s/kind-up.sh [--gpu] [--name NAME] [--overlay DIR] [--data DIR] [--no-build]
-#                       [--no-run] [--params FILE] [--timeout SECONDS]
+#                       [--no-run] [--params FILE] [--package FILE] [--timeout SECONDS]
 #
 #   --gpu        GPU cluster made by nvkind from k8s/kind/cluster-gpu.yaml, NVIDIA GPU operator
 #                (device plugin; driver and toolkit stay on the host), overlay kind-gpu
@@ -13,7 +13,9 @@
 #                store at s3://mlpipeline/datasets/ (e.g. --data ../shared/data)
 #   --no-build   do not build missing images (docker/build.sh); fail instead
 #   --no-run     stop after the smoke Jobs, do not upload or run the pipeline
-#   --params     run parameters for the pipeline smoke run (default k8s/kind/smoke-params.yaml)
+#   --params     run parameters of the smoke run, a clpipe config (default k8s/kind/smoke-params.yaml)
+#   --package    upload this compiled pipeline instead of compiling one for the cluster
+#                (default: `clpipe compile --registry $REGISTRY --gpus 0|1` into a temporary file)
 #   --timeout    seconds to wait for the pipeline run (default 3600)
 #
 # Needs: docker, git, kind >= v0.31.0, kubectl, python3 with clpipe installed (PYTHON, default
@@ -23,7 +25,8 @@
 #
 # Environment: KIND_NODE_IMAGE (default kindest/node:v1.35.0), KFP_VERSION (2.17.0),
 # GPU_OPERATOR_VERSION (v26.3.1), REGISTRY (localhost:5000/clpipe), TAG (package version),
-# UI_PORT (8080), S3_PORT (8333).
+# UI_PORT (8080), S3_PORT (8333), MAX_CPU_REQUEST (1) and MAX_MEMORY_REQUEST (2Gi): caps on
+# every task's requests in the smoke run (GPU tasks ask for 4 CPUs / 16 GiB when compiled).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +37,7 @@ DATA=
 BUILD=1
 RUN=1
 PARAMS=k8s/kind/smoke-params.yaml
+PACKAGE=
 TIMEOUT=3600
 KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-kindest/node:v1.35.0}
 KFP_VERSION=${KFP_VERSION:-2.17.0}
@@ -43,6 +47,8 @@ TAG=${TAG:-$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' pyproject.toml | head -1
 PYTHON=${PYTHON:-.venv/bin/python}
 UI_PORT=${UI_PORT:-8080}
 S3_PORT=${S3_PORT:-8333}
+MAX_CPU_REQUEST=${MAX_CPU_REQUEST:-1}
+MAX_MEMORY_REQUEST=${MAX_MEMORY_REQUEST:-2Gi}
 KFP_MANIFESTS=github.com/kubeflow/pipelines/manifests/kustomize
 
 while [ $# -gt 0 ]; do
@@ -54,8 +60,9 @@ while [ $# -gt 0 ]; do
     --no-build) BUILD=0; shift ;;
     --no-run) RUN=0; shift ;;
     --params) PARAMS=${2:?}; shift 2 ;;
+    --package) PACKAGE=${2:?}; shift 2 ;;
     --timeout) TIMEOUT=${2:?}; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 { if (!/^#/) exit; sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "kind-up.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -72,7 +79,11 @@ need() { command -v "$1" >/dev/null 2>&1 || die "needs $1 on PATH ($2)"; }
 
 # Background port-forwards are stopped on exit.
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+TMP=$(mktemp -d)
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
 trap cleanup EXIT
 
 # retry N SECONDS CMD...: rerun CMD until it succeeds, at most N times.
@@ -238,10 +249,15 @@ if [ "$RUN" = 0 ]; then
 fi
 log "7/7 pipeline smoke run"
 [ -x "$PYTHON" ] || die "no Python with clpipe at $PYTHON (set PYTHON=...)"
-package=pipelines/clpipe_pipeline.yaml
-[ -f "$package" ] || "$PYTHON" -m clpipe.cli compile --registry "$REGISTRY" --output "$package"
 [ -f "$PARAMS" ] || die "no run parameters file $PARAMS"
+if [ -z "$PACKAGE" ]; then
+  # The committed pipelines/clpipe_pipeline.yaml names the released images and 1 GPU per GPU
+  # task; the cluster gets the same pipeline compiled for its images and GPUs.
+  PACKAGE=$TMP/clpipe_pipeline.kind.yaml
+  "$PYTHON" -m clpipe compile -o "$PACKAGE" --registry "$REGISTRY" --tag "$TAG" --gpus "$GPU"
+fi
 port_forward ml-pipeline-ui "$UI_PORT" 80
-"$PYTHON" k8s/submit.py --endpoint "http://127.0.0.1:$UI_PORT" --package "$package" \
-  --params "$PARAMS" --run-name "kind-smoke-$(date +%Y%m%d-%H%M%S)" --timeout "$TIMEOUT"
+"$PYTHON" k8s/submit.py --endpoint "http://127.0.0.1:$UI_PORT" --package "$PACKAGE" --config "$PARAMS" \
+  --run-name "kind-smoke-$(date +%Y%m%d-%H%M%S)" --timeout "$TIMEOUT" \
+  --max-cpu-request "$MAX_CPU_REQUEST" --max-memory-request "$MAX_MEMORY_REQUEST"
 echo "KFP UI: kubectl --context $CTX -n kubeflow port-forward svc/ml-pipeline-ui $UI_PORT:80, then http://localhost:$UI_PORT"

@@ -17,13 +17,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-K8S_VERSION=1.35.0      # kindest/node:v1.35.0 (k8s/kind/*.yaml)
+K8S_VERSION=1.35.0      # kindest/node:v1.35.0 (k8s/kind/cluster*.yaml)
 OUT=
 while [ $# -gt 0 ]; do
   case "$1" in
     --k8s-version) K8S_VERSION=${2:?}; shift 2 ;;
     --out) OUT=${2:?}; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 { if (!/^#/) exit; sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "validate.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -76,9 +76,9 @@ for dir in k8s/components/*/; do
   validate "$name" "$rendered/$name.yaml"
 done
 
-if "$VENV/bin/check-jsonschema" --schemafile k8s/schemas/kind-cluster-v1alpha4.json k8s/kind/*.yaml \
+if "$VENV/bin/check-jsonschema" --schemafile k8s/schemas/kind-cluster-v1alpha4.json k8s/kind/cluster*.yaml \
     > "$rendered/kind.log" 2>&1; then
-  echo "ok   kind configs:" k8s/kind/*.yaml
+  echo "ok   kind configs:" k8s/kind/cluster*.yaml
 else
   echo "FAIL kind configs:"; sed 's/^/    /' "$rendered/kind.log"; fail=1
 fi

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from .conftest import K8S, REPO
 
@@ -89,22 +90,40 @@ def submit(monkeypatch):
     return module, client
 
 
+CONFIG = """\
+dataset: minio://mlpipeline/datasets/cifar10
+output: ignored/by/submit
+conditions:
+  - {name: g, noise: 0.2, sparsity: 0.0, seed: 1}
+n_folds: 2
+methods: [none, cl_pbnr]
+"""
+
+
+def _package(tmp_path, text=None) -> Path:
+    package = tmp_path / "p.yaml"
+    package.write_text(text or (REPO / "pipelines" / "clpipe_pipeline.yaml").read_text())
+    return package
+
+
 def test_submit_uploads_once_per_package_and_runs(submit, tmp_path):
     module, client = submit
-    package = tmp_path / "p.yaml"
-    package.write_text("pipelineInfo: {name: clpipe}\n")
-    params = tmp_path / "params.yaml"
-    params.write_text("epochs: 1\nmethods: [cl_pbnr]\n")
-    args = ["--endpoint", "http://kfp", "--package", str(package), "--params", str(params),
-            "--param", "subset_per_class=20", "--run-name", "r"]
+    package = _package(tmp_path)
+    config = tmp_path / "smoke.yaml"
+    config.write_text(CONFIG)
+    args = ["--endpoint", "http://kfp", "--package", str(package), "--config", str(config),
+            "--param", "train_per_class=20", "--run-name", "r"]
     assert module.main(args) == 0
     assert module.main(args) == 0
-    pid = client.pipelines["clpipe"]
+    pid = client.pipelines["clpipe-benchmark"]
     assert len(client.versions[pid]) == 2  # the default version + one for this package, reused
-    assert client.runs[0]["params"] == {"epochs": 1, "methods": ["cl_pbnr"], "subset_per_class": 20}
+    params = client.runs[0]["params"]
+    assert params["dataset"] == "minio://mlpipeline/datasets/cifar10" and params["train_per_class"] == 20
+    assert params["conditions"][0]["name"] == "g" and "output" not in params
+    assert params["methods"] == ["none", "cl_pbnr"] and params["n_folds"] == 2
     assert client.runs[0]["version_id"] == client.runs[1]["version_id"]
     assert client.runs[0]["enable_caching"] is False
-    package.write_text("pipelineInfo: {name: clpipe}\n# changed\n")
+    package.write_text(package.read_text() + "# changed\n")
     assert module.main(args) == 0
     assert len(client.versions[pid]) == 3
 
@@ -112,13 +131,50 @@ def test_submit_uploads_once_per_package_and_runs(submit, tmp_path):
 def test_submit_fails_when_the_run_fails(submit, tmp_path):
     module, client = submit
     client.final_state = "FAILED"
-    package = tmp_path / "p.yaml"
-    package.write_text("x: 1\n")
-    assert module.main(["--endpoint", "http://kfp", "--package", str(package)]) == 1
+    assert module.main(["--endpoint", "http://kfp", "--package", str(_package(tmp_path)),
+                        "--param", "dataset=minio://b/d", "--param", "conditions=[{name: g, noise: 0.2}]"]) == 1
 
 
-def test_kind_smoke_params_exist_when_the_pipeline_does():
-    if (REPO / "pipelines" / "clpipe_pipeline.yaml").exists():
-        assert (K8S / "kind" / "smoke-params.yaml").exists()
-    else:
-        pytest.skip("pipelines/clpipe_pipeline.yaml not compiled yet")
+def test_submit_rejects_bad_parameters_before_uploading(submit, tmp_path):
+    module, client = submit
+    from clpipe.components.common.errors import InputError
+
+    with pytest.raises(InputError):
+        module.main(["--endpoint", "http://kfp", "--package", str(_package(tmp_path)),
+                     "--param", "dataset=minio://b/d", "--param", "n_folds=1"])
+    assert not client.pipelines
+
+
+def test_cap_requests_shrinks_requests_only():
+    sys.path.insert(0, str(K8S))
+    try:
+        import submit as module
+    finally:
+        sys.path.remove(str(K8S))
+    text = (REPO / "pipelines" / "clpipe_pipeline.yaml").read_text()
+    docs = list(yaml.safe_load_all(module.cap_requests(text, "1", "2Gi")))
+    original = list(yaml.safe_load_all(text))
+    assert len(docs) == len(original) == 2
+    for name, executor in docs[0]["deploymentSpec"]["executors"].items():
+        res = executor["container"]["resources"]
+        before = original[0]["deploymentSpec"]["executors"][name]["container"]["resources"]
+        assert res["cpuRequest"] <= 1 and float(res["resourceCpuRequest"]) <= 1
+        assert res["memoryRequest"] <= 2**31 / 1e9 + 1e-9 and res["resourceMemoryRequest"] in ("2Gi", before["resourceMemoryRequest"])
+        assert res["cpuLimit"] == before["cpuLimit"] and res.get("accelerator") == before.get("accelerator")
+    assert docs[1] == original[1]  # the Kubernetes platform spec is untouched
+
+
+def test_kind_smoke_params_are_valid_and_point_at_uploaded_data():
+    sys.path.insert(0, str(K8S))
+    try:
+        import submit as module
+    finally:
+        sys.path.remove(str(K8S))
+    args = module.run_arguments(str(K8S / "kind" / "smoke-params.yaml"), [])
+    prefix = "minio://mlpipeline/datasets/"
+    urls = [args["dataset"]] + [c[k] for c in args["conditions"] for k in ("labels", "pred_probs") if c[k]]
+    shared = REPO.parent / "shared" / "data"
+    for url in urls:
+        assert url.startswith(prefix), url
+        assert (shared / url[len(prefix):]).exists(), f"{url}: not in ../shared/data, so --data would not upload it"
+    assert args["train_per_class"] and args["test_per_class"]  # a smoke run stays small
