@@ -1,0 +1,76 @@
+"""The whole pipeline under kfp.local's DockerRunner: every task in its stage container.
+
+The same pipeline definition that is compiled for the cluster (pipelines/pipeline.py), built on
+the locally built images with no GPU request, runs with ``local.DockerRunner``: kfp.local
+starts one container per task from the task's image, with the pipeline root bind-mounted at the
+same path (``uri == path``) and the shared data mounted read-only at its own path. Two tiny
+conditions take both branches of the pipeline (given pred_probs; 2-fold cross-validation), two
+Co-Teaching runs each, then the report. Task outputs owned by uid 1000 show the tasks ran in the
+images (this test runs as root).
+"""
+
+# No `from __future__ import annotations`: kfp reads component annotations as types.
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SHARED, condition_file
+
+pytestmark = [pytest.mark.docker,
+              pytest.mark.filterwarnings("ignore:.*have no effect in the current local runner")]
+
+
+def tiny_params(dataset: str):
+    from clpipe.pipelines.config import params_from_mapping
+
+    return params_from_mapping({
+        "dataset": dataset,
+        "conditions": [
+            {"name": "pub-n0.4-s0.2", "labels": str(condition_file("labels", 0.2, 0.4)), "noise": 0.4,
+             "sparsity": 0.2, "pred_probs": str(condition_file("pyx", 0.2, 0.4))},
+            {"name": "gen-n0.2-s0.0", "noise": 0.2, "sparsity": 0.0, "seed": 1},
+        ],
+        "n_folds": 2, "fold_arch": "airbench-tiny", "fold_epochs": 1,
+        "methods": ["none", "cl_pbnr"], "coteach_epochs": 2, "coteach_batch_size": 32, "coteach_cnn_width": 8,
+        "train_per_class": 20, "test_per_class": 10,
+    }, "tests/docker/test_pipeline_docker_runner.py")
+
+
+def test_pipeline_runs_every_task_in_its_container(docker_client, images, tmp_path):
+    import docker
+    from kfp import local
+
+    from clpipe.components.common.kfp_component import TaskSettings
+    from clpipe.pipelines.pipeline import build_pipeline
+
+    shared = os.path.realpath(SHARED)
+    root = tmp_path / "kfp-root"
+    root.mkdir()
+    root.chmod(0o1777)  # kfp.local creates run folders as root; the tasks run as uid 1000
+    before = {c.id for c in docker_client.containers.list(all=True)}
+    local.init(
+        runner=local.DockerRunner(mounts=[docker.types.Mount(target=shared, source=shared, type="bind",
+                                                             read_only=True)]),
+        pipeline_root=str(root), raise_on_error=True)
+    try:
+        settings = TaskSettings(images=images, gpus=0)
+        task = build_pipeline(settings)(**tiny_params(os.path.join(shared, "cifar10")).arguments())
+    finally:
+        local.init(runner=local.SubprocessRunner(), pipeline_root=str(tmp_path / "unused"))
+
+    report = Path(task.output.path)
+    markdown = (report / "report.md").read_text()
+    assert "pub-n0.4-s0.2" in markdown and "gen-n0.2-s0.0" in markdown
+    assert list((report / "plots").glob("*.png"))
+    assert report.stat().st_uid == 1000  # written inside an image, as its user
+    # Every stage ran: fold outputs (GPU image) and masks (CPU image) exist, owned by uid 1000.
+    fold_dirs = [p for p in root.rglob("fold_out") if p.is_dir()]
+    assert len(fold_dirs) == 2 and all(p.stat().st_uid == 1000 for p in fold_dirs)
+    assert list(root.rglob("train_pruned_cl_pbnr/train_mask.npy"))
+    # kfp.local runs its containers with auto_remove; none is left behind (removal is asynchronous).
+    deadline = time.monotonic() + 30
+    while {c.id for c in docker_client.containers.list(all=True)} - before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not {c.id for c in docker_client.containers.list(all=True)} - before
