@@ -16,6 +16,8 @@ Example:
 from __future__ import annotations
 
 import argparse
+import builtins
+import contextlib
 import logging
 import os
 import tempfile
@@ -29,6 +31,8 @@ from clpipe.components.common import cli, storage
 from .config import BenchmarkParams, add_param_arguments, params_from_args
 
 log = logging.getLogger("clpipe")
+#: Training tasks kfp.local can run at once: 2 loop iterations of conditions x 2 of folds/methods.
+CONCURRENT_TRAINING_TASKS = 4
 
 
 @dataclass(frozen=True)
@@ -67,16 +71,38 @@ def _local_root(output: str, pipeline_root: str | None) -> str:
     return tempfile.mkdtemp(prefix="clpipe-kfp-")
 
 
+@contextlib.contextmanager
+def _print_restored():
+    """Restores ``print``: kfp.local 2.17.3 swaps ``builtins.print`` for an indenting one around each
+    task, and with tasks in parallel threads the swaps can interleave and leave one behind."""
+    original = builtins.print
+    try:
+        yield
+    finally:
+        builtins.print = original
+
+
+def _share_cpu_threads() -> None:
+    """One CPU thread budget per concurrent task, unless the caller chose (``OMP_NUM_THREADS``).
+
+    kfp.local runs up to 2 iterations of each loop at once, so up to 4 training tasks (2
+    conditions x 2 methods) share the machine; torch's default of one thread per core in each
+    of them oversubscribes the CPU many times over (measured: 5x slower on 2 cores).
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // CONCURRENT_TRAINING_TASKS)))
+
+
 def run_locally(params: BenchmarkParams, output: str, pipeline_root: str | None = None) -> LocalRun:
     """Runs the pipeline with kfp.local and publishes the report directory to ``OUTPUT/report``."""
     from kfp import local
 
     from .pipeline import build_pipeline
 
+    _share_cpu_threads()
     root = _local_root(output, pipeline_root)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=root, raise_on_error=True)
     started = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _print_restored():
         # Expected here: cluster placement (GPU, resources, Kubernetes settings) has no effect locally, and
         # the stage images' code is this environment's clpipe.
         warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
