@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from clpipe.components.common import cli, storage
+from clpipe.components.common.errors import InputError
 
 from .config import BenchmarkParams, add_param_arguments, params_from_args
 
@@ -82,14 +83,36 @@ def _print_restored():
         builtins.print = original
 
 
-def _share_cpu_threads() -> None:
-    """One CPU thread budget per concurrent task, unless the caller chose (``OMP_NUM_THREADS``).
+@contextlib.contextmanager
+def _cpu_thread_share():
+    """Gives the tasks one share of the CPU threads each, unless ``OMP_NUM_THREADS`` is set.
 
     kfp.local runs up to 2 iterations of each loop at once, so up to 4 training tasks (2
     conditions x 2 methods) share the machine; torch's default of one thread per core in each
-    of them oversubscribes the CPU many times over (measured: 5x slower on 2 cores).
+    of them oversubscribes the CPU many times over (measured: 4-8x slower on 2 cores). The
+    tasks inherit the variable; it is removed again afterwards.
     """
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // CONCURRENT_TRAINING_TASKS)))
+    if "OMP_NUM_THREADS" in os.environ:
+        yield
+        return
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // CONCURRENT_TRAINING_TASKS))
+    try:
+        yield
+    finally:
+        del os.environ["OMP_NUM_THREADS"]
+
+
+def check_inputs(params: BenchmarkParams) -> None:
+    """Refuses missing inputs before any task starts (a task would fail on them minutes later)."""
+    inputs = [("dataset", params.dataset)] + [
+        (f"conditions: {c.name}: {key}", url)
+        for c in params.conditions
+        for key, url in (("labels", c.labels), ("pred_probs", c.pred_probs))
+        if url
+    ]
+    for where, url in inputs:
+        if not storage.exists(url):
+            raise InputError(url, where, "not found")
 
 
 def run_locally(params: BenchmarkParams, output: str, pipeline_root: str | None = None) -> LocalRun:
@@ -98,11 +121,11 @@ def run_locally(params: BenchmarkParams, output: str, pipeline_root: str | None 
 
     from .pipeline import build_pipeline
 
-    _share_cpu_threads()
+    check_inputs(params)
     root = _local_root(output, pipeline_root)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=root, raise_on_error=True)
     started = time.perf_counter()
-    with warnings.catch_warnings(), _print_restored():
+    with warnings.catch_warnings(), _print_restored(), _cpu_thread_share():
         # Expected here: cluster placement (GPU, resources, Kubernetes settings) has no effect locally, and
         # the stage images' code is this environment's clpipe.
         warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")

@@ -134,3 +134,18 @@ def test_kfp_metrics_and_confusion_matrix(local_run):
     assert set(report_metrics) == {
         f"{c}.{m}.final_test_acc" for c in ("given", "made") for m in ("none", "cl_pbnr")
     }
+
+
+def test_missing_inputs_are_refused_before_any_task(cifar10_dir, tmp_path, capsys):
+    argv = [
+        "run",
+        "--dataset",
+        cifar10_dir,
+        "--condition",
+        "name=p,noise=0.2,pred_probs=/nowhere/pyx.npy",
+        "--output",
+        str(tmp_path / "run"),
+    ]
+    assert clpipe_cli.main(argv) == 2
+    assert "ERROR run: /nowhere/pyx.npy: conditions: p: pred_probs: not found" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
