@@ -30,7 +30,7 @@ base_image=python:3.11-slim
 no_cache=()
 wheel_dirs=()
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { awk 'NR > 1 { if (!/^#/) exit; sub(/^# ?/, ""); print }' "$0"; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --registry) registry=${2:?}; shift 2 ;;
