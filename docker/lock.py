@@ -114,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         old = Path(args.check).read_text()
         if old != text:
-            sys.stdout.writelines(difflib.unified_diff(
-                old.splitlines(True), text.splitlines(True), args.check, "generated"))
+            sys.stdout.writelines(
+                difflib.unified_diff(old.splitlines(True), text.splitlines(True), args.check, "generated")
+            )
             return 1
         return 0
     sys.stdout.write(text)

@@ -21,19 +21,26 @@ import sys
 import tempfile
 from pathlib import Path
 
-from packaging.tags import Tag, parse_tag
+from packaging.tags import Tag
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 HERE = Path(__file__).resolve().parent
 #: Tags the images' interpreter (CPython 3.11, glibc 2.36, x86_64) accepts.
-_PLATFORMS = {"any", "linux_x86_64"} | {f"manylinux{v}_x86_64" for v in ("1", "2010", "2014")} | {
-    f"manylinux_2_{minor}_x86_64" for minor in range(5, 37)}
+_PLATFORMS = (
+    {"any", "linux_x86_64"}
+    | {f"manylinux{v}_x86_64" for v in ("1", "2010", "2014")}
+    | {f"manylinux_2_{minor}_x86_64" for minor in range(5, 37)}
+)
 _INTERPRETERS = {"py3", "py2.py3", "cp311", "cp3"} | {f"cp3{m}" for m in range(2, 12)}
 
 
 def _compatible(tags: frozenset[Tag]) -> bool:
-    return any(t.platform in _PLATFORMS and (t.interpreter in _INTERPRETERS or t.interpreter.startswith("py3"))
-               and t.abi in {"none", "abi3", "cp311"} for t in tags)
+    return any(
+        t.platform in _PLATFORMS
+        and (t.interpreter in _INTERPRETERS or t.interpreter.startswith("py3"))
+        and t.abi in {"none", "abi3", "cp311"}
+        for t in tags
+    )
 
 
 def read_pins(files: list[Path]) -> dict[str, str]:
@@ -76,8 +83,14 @@ def _place(src: Path, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("requirements", nargs="+", type=Path, help="pinned requirement files (name==version)")
-    p.add_argument("--from", dest="sources", action="append", type=Path, default=[],
-                   help="folder of local wheels to use first (repeatable)")
+    p.add_argument(
+        "--from",
+        dest="sources",
+        action="append",
+        type=Path,
+        default=[],
+        help="folder of local wheels to use first (repeatable)",
+    )
     p.add_argument("--out", type=Path, default=HERE / "wheels", help="wheelhouse (default docker/wheels)")
     p.add_argument("--pip", default=f"{sys.executable} -m pip", help="pip command for the missing wheels")
     args = p.parse_args(argv)

@@ -28,7 +28,17 @@ from pathlib import Path
 
 import yaml
 
-_MEMORY_UNITS = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_MEMORY_UNITS = {
+    "": 1,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
 
 
 def memory_bytes(quantity: str) -> float:
@@ -80,8 +90,12 @@ def pipeline_version(client, package: Path, name: str) -> tuple[str, str]:
     for v in versions:
         if v.display_name == version_name:
             return pipeline_id, v.pipeline_version_id
-    v = client.upload_pipeline_version(str(package), pipeline_version_name=version_name,
-                                       pipeline_id=pipeline_id, description=f"sha256 {digest}")
+    v = client.upload_pipeline_version(
+        str(package),
+        pipeline_version_name=version_name,
+        pipeline_id=pipeline_id,
+        description=f"sha256 {digest}",
+    )
     return pipeline_id, v.pipeline_version_id
 
 
@@ -107,17 +121,27 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         if args.max_cpu_request or args.max_memory_request:
             package = Path(tmp) / package.name
-            package.write_text(cap_requests(args.package.read_text(), args.max_cpu_request, args.max_memory_request))
+            package.write_text(
+                cap_requests(args.package.read_text(), args.max_cpu_request, args.max_memory_request)
+            )
         client = kfp.Client(host=args.endpoint)
         pipeline_id, version_id = pipeline_version(client, package, args.pipeline_name)
     try:
         experiment = client.get_experiment(experiment_name=args.experiment)
     except Exception:  # noqa: BLE001 - the SDK raises a bare ValueError/ApiException for "not found"
         experiment = client.create_experiment(args.experiment)
-    run = client.run_pipeline(experiment_id=experiment.experiment_id, job_name=args.run_name,
-                              pipeline_id=pipeline_id, version_id=version_id, params=arguments,
-                              pipeline_root=args.pipeline_root, enable_caching=False)
-    print(f"submit.py: run {run.run_id} ({args.run_name}), pipeline {args.pipeline_name} version {version_id}")
+    run = client.run_pipeline(
+        experiment_id=experiment.experiment_id,
+        job_name=args.run_name,
+        pipeline_id=pipeline_id,
+        version_id=version_id,
+        params=arguments,
+        pipeline_root=args.pipeline_root,
+        enable_caching=False,
+    )
+    print(
+        f"submit.py: run {run.run_id} ({args.run_name}), pipeline {args.pipeline_name} version {version_id}"
+    )
     print(f"submit.py: {args.endpoint.rstrip('/')}/#/runs/details/{run.run_id}")
     if args.timeout <= 0:
         return 0

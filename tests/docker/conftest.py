@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from clpipe.components.common.image import LOCAL_REGISTRY, Images
 
 from clpipe import __version__
-from clpipe.components.common.image import LOCAL_REGISTRY, Images
 from tests.conftest import SHARED, condition_file
 
 #: Non-root user of the images (docker/Dockerfile).
@@ -98,7 +98,9 @@ def images(docker_client) -> Images:
         try:
             docker_client.images.get(ref)
         except docker.errors.ImageNotFound:
-            pytest.fail(f"image {ref} not found; build it with docker/build.sh --registry {registry} --tag {tag}")
+            pytest.fail(
+                f"image {ref} not found; build it with docker/build.sh --registry {registry} --tag {tag}"
+            )
     return imgs
 
 
@@ -131,8 +133,16 @@ def run(docker_client):
     waits for the container, keeps its logs, removes it.
     """
 
-    def _run(image: str, args: list[str], *, work: Path | None = None, env: dict | None = None,
-             network: str | None = None, user: str | None = None, timeout: int = 900) -> RunResult:
+    def _run(
+        image: str,
+        args: list[str],
+        *,
+        work: Path | None = None,
+        env: dict | None = None,
+        network: str | None = None,
+        user: str | None = None,
+        timeout: int = 900,
+    ) -> RunResult:
         volumes = {str(SHARED): {"bind": DATA_MOUNT, "mode": "ro"}}
         if work is not None:
             volumes[str(work)] = {"bind": "/work", "mode": "rw"}
@@ -141,7 +151,8 @@ def run(docker_client):
             kwargs["user"] = user
         start = time.monotonic()
         container = docker_client.containers.run(
-            image, args, detach=True, volumes=volumes, environment=env or {}, **kwargs)
+            image, args, detach=True, volumes=volumes, environment=env or {}, **kwargs
+        )
         try:
             status = container.wait(timeout=timeout)
             logs = container.logs().decode(errors="replace")
@@ -209,13 +220,19 @@ class S3Server:
 
     def env(self) -> dict[str, str]:
         """What a stage container gets: credentials and endpoint from the environment only."""
-        return {"AWS_ACCESS_KEY_ID": self.key, "AWS_SECRET_ACCESS_KEY": self.secret,
-                "AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
+        return {
+            "AWS_ACCESS_KEY_ID": self.key,
+            "AWS_SECRET_ACCESS_KEY": self.secret,
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
 
     def fs(self):
         import s3fs
 
-        return s3fs.S3FileSystem(key=self.key, secret=self.secret, client_kwargs={"endpoint_url": self.endpoint})
+        return s3fs.S3FileSystem(
+            key=self.key, secret=self.secret, client_kwargs={"endpoint_url": self.endpoint}
+        )
 
 
 @pytest.fixture(scope="session")
@@ -229,12 +246,29 @@ def s3_server() -> S3Server:
     taken: set[int] = set()
     ports = {name: _free_port(taken) for name in ("master", "volume", "filer", "s3", "admin", "iceberg")}
     metrics = _free_port(taken)
-    server = S3Server(f"http://127.0.0.1:{ports['s3']}", "clpipe-test", "clpipe-test-key", "clpipe-test-secret")
-    cmd = [weed, f"-logdir={root}", "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-           "-admin.ui=false", "-webdav=false", "-master.telemetry=false", f"-bucket={server.bucket}",
-           f"-master.port={ports['master']}", f"-volume.port={ports['volume']}", f"-filer.port={ports['filer']}",
-           f"-s3.port={ports['s3']}", f"-admin.port={ports['admin']}", f"-s3.port.iceberg={ports['iceberg']}",
-           f"-metricsPort={metrics}", f"-s3.metricsPort={metrics + 1}"]
+    server = S3Server(
+        f"http://127.0.0.1:{ports['s3']}", "clpipe-test", "clpipe-test-key", "clpipe-test-secret"
+    )
+    cmd = [
+        weed,
+        f"-logdir={root}",
+        "mini",
+        f"-dir={root / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-admin.ui=false",
+        "-webdav=false",
+        "-master.telemetry=false",
+        f"-bucket={server.bucket}",
+        f"-master.port={ports['master']}",
+        f"-volume.port={ports['volume']}",
+        f"-filer.port={ports['filer']}",
+        f"-s3.port={ports['s3']}",
+        f"-admin.port={ports['admin']}",
+        f"-s3.port.iceberg={ports['iceberg']}",
+        f"-metricsPort={metrics}",
+        f"-s3.metricsPort={metrics + 1}",
+    ]
     log = root / "weed.out"
     # With AWS_* in its environment, weed mini creates that identity and enforces it.
     env = {**os.environ, "AWS_ACCESS_KEY_ID": server.key, "AWS_SECRET_ACCESS_KEY": server.secret}
@@ -248,7 +282,7 @@ def s3_server() -> S3Server:
             try:
                 fs.ls(server.bucket)
                 break
-            except Exception:  # noqa: BLE001
+            except Exception:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.3)
@@ -279,8 +313,21 @@ def gcs_server() -> GCSServer:
     root = Path(tempfile.mkdtemp(prefix="clpipe-gcs-"))
     log = root / "gcs.out"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([exe, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory",
-                                 "--default-bucket", "clpipe-test"], stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                exe,
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--in-memory",
+                "--default-bucket",
+                "clpipe-test",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     server = GCSServer(f"http://127.0.0.1:{port}", "clpipe-test")
     try:
         _wait_http(server.endpoint + "/storage/v1/b", proc, log)

@@ -11,7 +11,7 @@ from clpipe import __version__
 pytestmark = pytest.mark.docker
 
 #: Environment variable names that must never be baked into an image.
-SECRET_ENV = re.compile(r"(SECRET|PASSWORD|TOKEN|ACCESS_KEY|CREDENTIALS)", re.I)
+SECRET_ENV = re.compile(r"(SECRET|PASSWORD|TOKEN|ACCESS_KEY|CREDENTIALS)", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module", params=["cpu", "gpu"])
@@ -53,8 +53,10 @@ def test_runs_clpipe_as_uid_1000(run, image):
 
 def test_kfp_and_python3_for_lightweight_components(run, image):
     """The pipeline uses these images as base_image with install_kfp_package=False."""
-    probe = ("import shutil, kfp, clpipe; from kfp.dsl import executor_main; "
-             "print(kfp.__version__, clpipe.__version__, shutil.which('python3'))")
+    probe = (
+        "import shutil, kfp, clpipe; from kfp.dsl import executor_main; "
+        "print(kfp.__version__, clpipe.__version__, shutil.which('python3'))"
+    )
     out = run(image, ["python3", "-c", probe]).check().logs.split()
     assert out[:2] == ["2.17.3", __version__]
     assert out[2].endswith("/python3")

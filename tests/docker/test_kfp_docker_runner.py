@@ -21,8 +21,9 @@ def probe() -> str:
     import sys
 
     import cleanlab
-    import clpipe
     import kfp
+
+    import clpipe
 
     try:
         import torch
@@ -30,8 +31,16 @@ def probe() -> str:
         has_torch = "torch-" + torch.__version__
     except ImportError:
         has_torch = "no-torch"
-    return " ".join([clpipe.__version__, kfp.__version__, cleanlab.__version__, has_torch,
-                     str(os.getuid()), sys.executable])
+    return " ".join(
+        [
+            clpipe.__version__,
+            kfp.__version__,
+            cleanlab.__version__,
+            has_torch,
+            str(os.getuid()),
+            sys.executable,
+        ]
+    )
 
 
 @pytest.fixture

@@ -28,8 +28,9 @@ def project() -> dict:
     return tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
-@pytest.mark.parametrize("lock, groups", [("requirements-cpu.txt", ["report"]),
-                                         ("requirements-gpu.txt", ["train", "report"])])
+@pytest.mark.parametrize(
+    "lock, groups", [("requirements-cpu.txt", ["report"]), ("requirements-gpu.txt", ["train", "report"])]
+)
 def test_lock_pins_every_project_requirement(lock, groups):
     locked = pins(lock)
     reqs = [Requirement(r) for r in project()["project"]["dependencies"]]
@@ -38,7 +39,9 @@ def test_lock_pins_every_project_requirement(lock, groups):
     for req in reqs:
         name = canonicalize_name(req.name)
         assert name in locked, f"{lock} misses {req} (regenerate with docker/lock.py)"
-        assert req.specifier.contains(locked[name], prereleases=True), f"{lock}: {name}=={locked[name]} vs {req}"
+        assert req.specifier.contains(locked[name], prereleases=True), (
+            f"{lock}: {name}=={locked[name]} vs {req}"
+        )
 
 
 def test_cpu_lock_has_no_torch_and_agrees_with_the_gpu_lock():

@@ -18,32 +18,48 @@ import pytest
 
 from tests.conftest import SHARED, condition_file
 
-pytestmark = [pytest.mark.docker,
-              pytest.mark.filterwarnings("ignore:.*have no effect in the current local runner")]
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.filterwarnings("ignore:.*have no effect in the current local runner"),
+]
 
 
 def tiny_params(dataset: str):
     from clpipe.pipelines.config import params_from_mapping
 
-    return params_from_mapping({
-        "dataset": dataset,
-        "conditions": [
-            {"name": "pub-n0.4-s0.2", "labels": str(condition_file("labels", 0.2, 0.4)), "noise": 0.4,
-             "sparsity": 0.2, "pred_probs": str(condition_file("pyx", 0.2, 0.4))},
-            {"name": "gen-n0.2-s0.0", "noise": 0.2, "sparsity": 0.0, "seed": 1},
-        ],
-        "n_folds": 2, "fold_arch": "airbench-tiny", "fold_epochs": 1,
-        "methods": ["none", "cl_pbnr"], "coteach_epochs": 2, "coteach_batch_size": 32, "coteach_cnn_width": 8,
-        "train_per_class": 20, "test_per_class": 10,
-    }, "tests/docker/test_pipeline_docker_runner.py")
+    return params_from_mapping(
+        {
+            "dataset": dataset,
+            "conditions": [
+                {
+                    "name": "pub-n0.4-s0.2",
+                    "labels": str(condition_file("labels", 0.2, 0.4)),
+                    "noise": 0.4,
+                    "sparsity": 0.2,
+                    "pred_probs": str(condition_file("pyx", 0.2, 0.4)),
+                },
+                {"name": "gen-n0.2-s0.0", "noise": 0.2, "sparsity": 0.0, "seed": 1},
+            ],
+            "n_folds": 2,
+            "fold_arch": "airbench-tiny",
+            "fold_epochs": 1,
+            "methods": ["none", "cl_pbnr"],
+            "coteach_epochs": 2,
+            "coteach_batch_size": 32,
+            "coteach_cnn_width": 8,
+            "train_per_class": 20,
+            "test_per_class": 10,
+        },
+        "tests/docker/test_pipeline_docker_runner.py",
+    )
 
 
 def test_pipeline_runs_every_task_in_its_container(docker_client, images, tmp_path):
-    import docker
-    from kfp import local
-
     from clpipe.components.common.kfp_component import TaskSettings
     from clpipe.pipelines.pipeline import build_pipeline
+    from kfp import local
+
+    import docker
 
     shared = os.path.realpath(SHARED)
     root = tmp_path / "kfp-root"
@@ -51,9 +67,12 @@ def test_pipeline_runs_every_task_in_its_container(docker_client, images, tmp_pa
     root.chmod(0o1777)  # kfp.local creates run folders as root; the tasks run as uid 1000
     before = {c.id for c in docker_client.containers.list(all=True)}
     local.init(
-        runner=local.DockerRunner(mounts=[docker.types.Mount(target=shared, source=shared, type="bind",
-                                                             read_only=True)]),
-        pipeline_root=str(root), raise_on_error=True)
+        runner=local.DockerRunner(
+            mounts=[docker.types.Mount(target=shared, source=shared, type="bind", read_only=True)]
+        ),
+        pipeline_root=str(root),
+        raise_on_error=True,
+    )
     try:
         settings = TaskSettings(images=images, gpus=0)
         task = build_pipeline(settings)(**tiny_params(os.path.join(shared, "cifar10")).arguments())

@@ -25,16 +25,51 @@ METHODS = ("argmax", "conf_joint_only", "cl_pbc", "cl_pbnr", "cl_both")
 
 
 def fold_args(k: int) -> list[str]:
-    return ["fold-train", "--dataset", DATASET_IN_CONTAINER, "--labels", GIVEN, *SUBSET,
-            "--fold", str(k), "--n-folds", str(N_FOLDS), "--arch", "airbench-tiny", "--epochs", "1",
-            "--device", "cpu", "--no-progress", "--out", f"/work/fold{k}"]
+    return [
+        "fold-train",
+        "--dataset",
+        DATASET_IN_CONTAINER,
+        "--labels",
+        GIVEN,
+        *SUBSET,
+        "--fold",
+        str(k),
+        "--n-folds",
+        str(N_FOLDS),
+        "--arch",
+        "airbench-tiny",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--out",
+        f"/work/fold{k}",
+    ]
 
 
 @pytest.fixture(scope="module")
 def labels(run, images, module_workdir):
-    run(images.cpu, ["noisy-labels", "make", "--dataset", DATASET_IN_CONTAINER, "--name", "s0.2_n0.4",
-                     "--noise", "0.4", "--sparsity", "0.2", "--seed", "0", "--out", "/work/labels"],
-        work=module_workdir).check()
+    run(
+        images.cpu,
+        [
+            "noisy-labels",
+            "make",
+            "--dataset",
+            DATASET_IN_CONTAINER,
+            "--name",
+            "s0.2_n0.4",
+            "--noise",
+            "0.4",
+            "--sparsity",
+            "0.2",
+            "--seed",
+            "0",
+            "--out",
+            "/work/labels",
+        ],
+        work=module_workdir,
+    ).check()
     return module_workdir / "labels"
 
 
@@ -47,15 +82,21 @@ def folds(run, images, module_workdir, labels):
 
 @pytest.fixture(scope="module")
 def combined(run, images, folds):
-    run(images.cpu, ["combine-folds", "--out", "/work/cv", *(f"/work/fold{k}" for k in range(N_FOLDS))],
-        work=folds).check()
+    run(
+        images.cpu,
+        ["combine-folds", "--out", "/work/cv", *(f"/work/fold{k}" for k in range(N_FOLDS))],
+        work=folds,
+    ).check()
     return folds / "cv"
 
 
 @pytest.fixture(scope="module")
 def masks(run, images, combined):
-    run(images.cpu, ["make-masks", "--labels", "/work/cv/labels.npy", "--pred-probs", "/work/cv",
-                     "--out", "/work/masks"], work=combined.parent).check()
+    run(
+        images.cpu,
+        ["make-masks", "--labels", "/work/cv/labels.npy", "--pred-probs", "/work/cv", "--out", "/work/masks"],
+        work=combined.parent,
+    ).check()
     return combined.parent / "masks"
 
 
@@ -70,7 +111,12 @@ def test_fold_train_writes_the_fold_contract(folds):
     held_out = []
     for k in range(N_FOLDS):
         d = folds / f"fold{k}"
-        assert sorted(p.name for p in d.iterdir()) == ["indices.npy", "labels.npy", "metrics.json", "pred_probs.npy"]
+        assert sorted(p.name for p in d.iterdir()) == [
+            "indices.npy",
+            "labels.npy",
+            "metrics.json",
+            "pred_probs.npy",
+        ]
         idx = np.load(d / "indices.npy")
         probs = np.load(d / "pred_probs.npy")
         labels = np.load(d / "labels.npy")
@@ -106,11 +152,34 @@ def test_make_masks_in_the_cpu_image(masks):
 @pytest.fixture(scope="module")
 def coteach(run, images, masks):
     work = masks.parent
-    res = run(images.gpu, [
-        "coteach", DATASET_IN_CONTAINER, "--train-labels", GIVEN, *SUBSET,
-        "--train-mask", "/work/masks", "--method", "cl_pbnr", "--epochs", "2", "--cnn-width", "8",
-        "--batch-size", "32", "--test-subset-per-class", "10", "--device", "cpu", "--no-progress",
-        "--out", "/work/coteach"], work=work).check()
+    res = run(
+        images.gpu,
+        [
+            "coteach",
+            DATASET_IN_CONTAINER,
+            "--train-labels",
+            GIVEN,
+            *SUBSET,
+            "--train-mask",
+            "/work/masks",
+            "--method",
+            "cl_pbnr",
+            "--epochs",
+            "2",
+            "--cnn-width",
+            "8",
+            "--batch-size",
+            "32",
+            "--test-subset-per-class",
+            "10",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--out",
+            "/work/coteach",
+        ],
+        work=work,
+    ).check()
     assert "ERROR" not in res.logs
     return work / "coteach"
 
@@ -127,8 +196,23 @@ def test_coteach_in_the_gpu_image(coteach):
 
 def test_report_in_the_cpu_image(run, images, coteach):
     work = coteach.parent
-    run(images.cpu, ["report", "condition", "/work/coteach", "--labels", "/work/labels", "--pred-probs", "/work/cv",
-                     "--masks", "/work/masks", "--out", "/work/condition"], work=work).check()
+    run(
+        images.cpu,
+        [
+            "report",
+            "condition",
+            "/work/coteach",
+            "--labels",
+            "/work/labels",
+            "--pred-probs",
+            "/work/cv",
+            "--masks",
+            "/work/masks",
+            "--out",
+            "/work/condition",
+        ],
+        work=work,
+    ).check()
     run(images.cpu, ["report", "render", "/work/condition", "--out", "/work/report"], work=work).check()
     report = work / "report"
     assert {"report.md", "report.html", "results.csv", "results.json"} <= {p.name for p in report.iterdir()}
@@ -138,8 +222,19 @@ def test_report_in_the_cpu_image(run, images, coteach):
 
 
 def test_bad_input_exits_2_and_publishes_nothing(run, images, workdir):
-    res = run(images.cpu, ["make-masks", "--labels", "/work/missing.npy", "--pred-probs", "/work/none.npy",
-                           "--out", "/work/masks"], work=workdir)
+    res = run(
+        images.cpu,
+        [
+            "make-masks",
+            "--labels",
+            "/work/missing.npy",
+            "--pred-probs",
+            "/work/none.npy",
+            "--out",
+            "/work/masks",
+        ],
+        work=workdir,
+    )
     assert res.exit_code == 2, res.logs
     assert "ERROR make-masks:" in res.logs
     assert not (workdir / "masks").exists()

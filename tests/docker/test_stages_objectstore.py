@@ -32,20 +32,80 @@ N_VIEW = 10 * PER_CLASS
 def s3_chain(run, images, s3_server):
     b = f"s3://{s3_server.bucket}"
     env = s3_server.env()
-    run(images.cpu, ["data", "subset", "--dataset", DATASET_IN_CONTAINER, "--split", "train",
-                     "--per-class", str(PER_CLASS), "--seed", "3", "--out", f"{b}/ds/train.npz",
-                     "--labels", LABELS_IN_CONTAINER, "--labels-out", f"{b}/ds/labels.json"],
-        env=env, network="host").check()
+    run(
+        images.cpu,
+        [
+            "data",
+            "subset",
+            "--dataset",
+            DATASET_IN_CONTAINER,
+            "--split",
+            "train",
+            "--per-class",
+            str(PER_CLASS),
+            "--seed",
+            "3",
+            "--out",
+            f"{b}/ds/train.npz",
+            "--labels",
+            LABELS_IN_CONTAINER,
+            "--labels-out",
+            f"{b}/ds/labels.json",
+        ],
+        env=env,
+        network="host",
+    ).check()
     for k in range(N_FOLDS):
-        run(images.gpu, ["fold-train", "--dataset", f"{b}/ds/train.npz", "--labels", f"{b}/ds/labels.json",
-                         "--fold", str(k), "--n-folds", str(N_FOLDS), "--arch", "airbench-tiny",
-                         "--epochs", "1", "--device", "cpu", "--no-progress", "--out", f"{b}/runs/fold{k}"],
-            env=env, network="host").check()
-    run(images.cpu, ["combine-folds", "--out", f"minio://{s3_server.bucket}/runs/cv",
-                     *(f"{b}/runs/fold{k}" for k in range(N_FOLDS))], env=env, network="host").check()
-    run(images.cpu, ["make-masks", "--labels", f"minio://{s3_server.bucket}/runs/cv/labels.npy",
-                     "--pred-probs", f"minio://{s3_server.bucket}/runs/cv", "--out", f"{b}/runs/masks"],
-        env=env, network="host").check()
+        run(
+            images.gpu,
+            [
+                "fold-train",
+                "--dataset",
+                f"{b}/ds/train.npz",
+                "--labels",
+                f"{b}/ds/labels.json",
+                "--fold",
+                str(k),
+                "--n-folds",
+                str(N_FOLDS),
+                "--arch",
+                "airbench-tiny",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--out",
+                f"{b}/runs/fold{k}",
+            ],
+            env=env,
+            network="host",
+        ).check()
+    run(
+        images.cpu,
+        [
+            "combine-folds",
+            "--out",
+            f"minio://{s3_server.bucket}/runs/cv",
+            *(f"{b}/runs/fold{k}" for k in range(N_FOLDS)),
+        ],
+        env=env,
+        network="host",
+    ).check()
+    run(
+        images.cpu,
+        [
+            "make-masks",
+            "--labels",
+            f"minio://{s3_server.bucket}/runs/cv/labels.npy",
+            "--pred-probs",
+            f"minio://{s3_server.bucket}/runs/cv",
+            "--out",
+            f"{b}/runs/masks",
+        ],
+        env=env,
+        network="host",
+    ).check()
     return s3_server
 
 
@@ -68,7 +128,11 @@ def test_folds_read_and_write_s3(s3_chain):
     for k in range(N_FOLDS):
         prefix = f"{s3_chain.bucket}/runs/fold{k}"
         assert {p.rsplit("/", 1)[-1] for p in fs.ls(prefix)} == {
-            "indices.npy", "labels.npy", "metrics.json", "pred_probs.npy"}
+            "indices.npy",
+            "labels.npy",
+            "metrics.json",
+            "pred_probs.npy",
+        }
         held_out.append(_npy(fs, f"{prefix}/indices.npy"))
         assert json.loads(fs.cat_file(f"{prefix}/metrics.json"))["n_examples"] == N_VIEW
     assert sorted(np.concatenate(held_out).tolist()) == list(range(N_VIEW))
@@ -86,9 +150,20 @@ def test_combine_and_masks_through_minio_urls(s3_chain):
 
 def test_wrong_credentials_fail_without_output(run, images, s3_server):
     env = {**s3_server.env(), "AWS_SECRET_ACCESS_KEY": "wrong"}
-    res = run(images.cpu, ["make-masks", "--labels", f"s3://{s3_server.bucket}/runs/cv/labels.npy",
-                           "--pred-probs", f"s3://{s3_server.bucket}/runs/cv",
-                           "--out", f"s3://{s3_server.bucket}/runs/masks-denied"], env=env, network="host")
+    res = run(
+        images.cpu,
+        [
+            "make-masks",
+            "--labels",
+            f"s3://{s3_server.bucket}/runs/cv/labels.npy",
+            "--pred-probs",
+            f"s3://{s3_server.bucket}/runs/cv",
+            "--out",
+            f"s3://{s3_server.bucket}/runs/masks-denied",
+        ],
+        env=env,
+        network="host",
+    )
     assert res.exit_code != 0
     assert not s3_server.fs().exists(f"{s3_server.bucket}/runs/masks-denied")
 
@@ -101,13 +176,28 @@ def test_make_masks_writes_gcs(run, images, gcs_server, module_workdir):
     np.save(module_workdir / "labels.npy", labels)
     np.save(module_workdir / "pred_probs.npy", probs)
     out = f"gs://{gcs_server.bucket}/runs/masks"
-    run(images.cpu, ["make-masks", "--labels", "/work/labels.npy", "--pred-probs", "/work/pred_probs.npy",
-                     "--methods", "cl_both", "--out", out], work=module_workdir, env=gcs_server.env(),
-        network="host").check()
+    run(
+        images.cpu,
+        [
+            "make-masks",
+            "--labels",
+            "/work/labels.npy",
+            "--pred-probs",
+            "/work/pred_probs.npy",
+            "--methods",
+            "cl_both",
+            "--out",
+            out,
+        ],
+        work=module_workdir,
+        env=gcs_server.env(),
+        network="host",
+    ).check()
     # Read it back through a second container (gs:// in, local out).
-    res = run(images.cpu, ["python3", "-c",
-                           "from clpipe.components.common import storage; import sys; "
-                           f"print(storage.load_json('{out}/summary.json')['n_examples']); "
-                           f"print(storage.load_npy('{out}/train_pruned_cl_both/train_mask.npy').shape)"],
-              env=gcs_server.env(), network="host").check()
+    probe = (
+        "from clpipe.components.common import storage; "
+        f"print(storage.load_json('{out}/summary.json')['n_examples']); "
+        f"print(storage.load_npy('{out}/train_pruned_cl_both/train_mask.npy').shape)"
+    )
+    res = run(images.cpu, ["python3", "-c", probe], env=gcs_server.env(), network="host").check()
     assert res.logs.split()[-2:] == ["100", "(100,)"]

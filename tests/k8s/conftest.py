@@ -28,7 +28,9 @@ def tool(name: str) -> str:
     found = shutil.which(name)
     if name == "kubectl" and found:
         # The preinstalled kubectl may be too old for current kustomize features.
-        out = subprocess.run([found, "version", "--client", "-o", "yaml"], capture_output=True, text=True)
+        out = subprocess.run(
+            [found, "version", "--client", "-o", "yaml"], check=False, capture_output=True, text=True
+        )
         minor = (yaml.safe_load(out.stdout or "{}") or {}).get("clientVersion", {}).get("minor", "0")
         if int("".join(c for c in minor if c.isdigit()) or 0) < 27:
             found = None
@@ -38,7 +40,9 @@ def tool(name: str) -> str:
 
 
 def kustomize(path: Path) -> list[dict]:
-    out = subprocess.run([tool("kubectl"), "kustomize", str(path)], capture_output=True, text=True)
+    out = subprocess.run(
+        [tool("kubectl"), "kustomize", str(path)], check=False, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 

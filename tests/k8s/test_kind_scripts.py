@@ -71,8 +71,15 @@ def stubs(tmp_path):
 
     def run(script: str, *args: str) -> tuple[int, str, list[str]]:
         log.write_text("")
-        out = subprocess.run(["bash", str(K8S / script), *args], capture_output=True, text=True, env=env,
-                             cwd=REPO, timeout=120)
+        out = subprocess.run(
+            ["bash", str(K8S / script), *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            timeout=120,
+        )
         return out.returncode, out.stdout + out.stderr, log.read_text().splitlines()
 
     run.state = state
@@ -87,15 +94,22 @@ def test_cpu_cluster_from_scratch(stubs):
     rc, out, calls = stubs("kind-up.sh", "--no-run")
     assert rc == 0, out
     create = _index(calls, "kind create cluster")
-    assert "--config k8s/kind/cluster.yaml" in calls[create] and "--image kindest/node:v1.35.0" in calls[create]
+    assert (
+        "--config k8s/kind/cluster.yaml" in calls[create] and "--image kindest/node:v1.35.0" in calls[create]
+    )
     scoped = _index(calls, "cluster-scoped-resources?ref=2.17.0")
     agnostic = _index(calls, "env/platform-agnostic?ref=2.17.0")
     crd = _index(calls, "crd/applications.app.k8s.io")
     assert create < scoped < crd < agnostic < _index(calls, "wait --for=condition=Available deployment --all")
     loads = [c for c in calls if c.startswith("kind load docker-image")]
-    assert [c.split()[3] for c in loads] == ["localhost:5000/clpipe/clpipe-cpu:0.1.0",
-                                             "localhost:5000/clpipe/clpipe-gpu:0.1.0"]
-    secret, apply = _index(calls, "create secret generic clpipe-storage"), _index(calls, "apply -k k8s/overlays/kind")
+    assert [c.split()[3] for c in loads] == [
+        "localhost:5000/clpipe/clpipe-cpu:0.1.0",
+        "localhost:5000/clpipe/clpipe-gpu:0.1.0",
+    ]
+    secret, apply = (
+        _index(calls, "create secret generic clpipe-storage"),
+        _index(calls, "apply -k k8s/overlays/kind"),
+    )
     assert _index(calls, "delete job -l app.kubernetes.io/part-of=clpipe") < apply and secret < apply
     assert not [c for c in calls if c.startswith(("nvkind", "helm"))]
     assert "pipeline: skipped (--no-run)" in out

@@ -19,12 +19,14 @@ SCRIPTS = sorted([*K8S.glob("*.sh"), *(REPO / "docker").glob("*.sh"), *(REPO / "
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(REPO)))
 def test_shell_scripts_parse_and_are_strict(script):
-    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    assert subprocess.run(["bash", "-n", str(script)], check=False, capture_output=True).returncode == 0
     text = script.read_text()
     if script.name != "entrypoint.sh":  # /bin/sh entrypoint: `set -e` only
         assert "set -euo pipefail" in text, script
     if shutil.which("shellcheck"):
-        out = subprocess.run(["shellcheck", "-x", str(script)], capture_output=True, text=True, cwd=script.parent)
+        out = subprocess.run(
+            ["shellcheck", "-x", str(script)], check=False, capture_output=True, text=True, cwd=script.parent
+        )
         assert out.returncode == 0, out.stdout
 
 
@@ -52,13 +54,17 @@ class FakeClient:
 
     def upload_pipeline(self, path, pipeline_name=None):
         self.pipelines[pipeline_name] = f"p-{pipeline_name}"
-        self.versions[f"p-{pipeline_name}"] = [SimpleNamespace(display_name=pipeline_name, pipeline_version_id="v0")]
+        self.versions[f"p-{pipeline_name}"] = [
+            SimpleNamespace(display_name=pipeline_name, pipeline_version_id="v0")
+        ]
 
     def list_pipeline_versions(self, pipeline_id, page_size=10):
         return SimpleNamespace(pipeline_versions=list(self.versions[pipeline_id]))
 
     def upload_pipeline_version(self, path, pipeline_version_name, pipeline_id, description=None):
-        v = SimpleNamespace(display_name=pipeline_version_name, pipeline_version_id=f"v{len(self.versions[pipeline_id])}")
+        v = SimpleNamespace(
+            display_name=pipeline_version_name, pipeline_version_id=f"v{len(self.versions[pipeline_id])}"
+        )
         self.versions[pipeline_id].append(v)
         return v
 
@@ -111,8 +117,18 @@ def test_submit_uploads_once_per_package_and_runs(submit, tmp_path):
     package = _package(tmp_path)
     config = tmp_path / "smoke.yaml"
     config.write_text(CONFIG)
-    args = ["--endpoint", "http://kfp", "--package", str(package), "--config", str(config),
-            "--param", "train_per_class=20", "--run-name", "r"]
+    args = [
+        "--endpoint",
+        "http://kfp",
+        "--package",
+        str(package),
+        "--config",
+        str(config),
+        "--param",
+        "train_per_class=20",
+        "--run-name",
+        "r",
+    ]
     assert module.main(args) == 0
     assert module.main(args) == 0
     pid = client.pipelines["clpipe-benchmark"]
@@ -131,8 +147,21 @@ def test_submit_uploads_once_per_package_and_runs(submit, tmp_path):
 def test_submit_fails_when_the_run_fails(submit, tmp_path):
     module, client = submit
     client.final_state = "FAILED"
-    assert module.main(["--endpoint", "http://kfp", "--package", str(_package(tmp_path)),
-                        "--param", "dataset=minio://b/d", "--param", "conditions=[{name: g, noise: 0.2}]"]) == 1
+    assert (
+        module.main(
+            [
+                "--endpoint",
+                "http://kfp",
+                "--package",
+                str(_package(tmp_path)),
+                "--param",
+                "dataset=minio://b/d",
+                "--param",
+                "conditions=[{name: g, noise: 0.2}]",
+            ]
+        )
+        == 1
+    )
 
 
 def test_submit_rejects_bad_parameters_before_uploading(submit, tmp_path):
@@ -140,8 +169,18 @@ def test_submit_rejects_bad_parameters_before_uploading(submit, tmp_path):
     from clpipe.components.common.errors import InputError
 
     with pytest.raises(InputError):
-        module.main(["--endpoint", "http://kfp", "--package", str(_package(tmp_path)),
-                     "--param", "dataset=minio://b/d", "--param", "n_folds=1"])
+        module.main(
+            [
+                "--endpoint",
+                "http://kfp",
+                "--package",
+                str(_package(tmp_path)),
+                "--param",
+                "dataset=minio://b/d",
+                "--param",
+                "n_folds=1",
+            ]
+        )
     assert not client.pipelines
 
 
@@ -159,7 +198,10 @@ def test_cap_requests_shrinks_requests_only():
         res = executor["container"]["resources"]
         before = original[0]["deploymentSpec"]["executors"][name]["container"]["resources"]
         assert res["cpuRequest"] <= 1 and float(res["resourceCpuRequest"]) <= 1
-        assert res["memoryRequest"] <= 2**31 / 1e9 + 1e-9 and res["resourceMemoryRequest"] in ("2Gi", before["resourceMemoryRequest"])
+        assert res["memoryRequest"] <= 2**31 / 1e9 + 1e-9 and res["resourceMemoryRequest"] in (
+            "2Gi",
+            before["resourceMemoryRequest"],
+        )
         assert res["cpuLimit"] == before["cpuLimit"] and res.get("accelerator") == before.get("accelerator")
     assert docs[1] == original[1]  # the Kubernetes platform spec is untouched
 
@@ -176,5 +218,7 @@ def test_kind_smoke_params_are_valid_and_point_at_uploaded_data():
     shared = REPO.parent / "shared" / "data"
     for url in urls:
         assert url.startswith(prefix), url
-        assert (shared / url[len(prefix):]).exists(), f"{url}: not in ../shared/data, so --data would not upload it"
+        assert (shared / url[len(prefix) :]).exists(), (
+            f"{url}: not in ../shared/data, so --data would not upload it"
+        )
     assert args["train_per_class"] and args["test_per_class"]  # a smoke run stays small
