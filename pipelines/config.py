@@ -27,10 +27,11 @@ from dataclasses import dataclass, fields
 
 from clpipe.components.common import storage
 from clpipe.components.common.errors import InputError
+from clpipe.components.common.methods import CL_METHODS, NO_PRUNING
 from clpipe.components.noisy_labels.logic import Condition, resolve_forget_rate
 
 #: Co-Teaching runs per condition: the five confident-learning methods and plain Co-Teaching.
-ALL_METHODS = ("none", "argmax", "conf_joint_only", "cl_pbc", "cl_pbnr", "cl_both")
+ALL_METHODS = (NO_PRUNING, *CL_METHODS)
 #: The paper's 12 Table-2 conditions, generated with seed 0 (= the published label files).
 PAPER_CONDITIONS = tuple(
     Condition(name=f"n{noise}-s{sparsity}", noise=noise, sparsity=sparsity, seed=0)

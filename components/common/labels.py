@@ -11,6 +11,8 @@ out-of-range values, and duplicate keys after prefix removal.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from . import storage
@@ -112,3 +114,8 @@ def load_labels_in_file_order(url: str, num_classes: int | None = None) -> np.nd
         raise InputError(url, "", "labels must be .json, .json.gz or .npy")
     k = num_classes if num_classes is not None else (int(values.max()) + 1 if values.size else 0)
     return _check_values(values, k, url, "labels")
+
+
+def labels_fingerprint(labels: np.ndarray) -> str:
+    """Short sha256 of labels as int64: tells outputs made from different label files apart."""
+    return hashlib.sha256(np.asarray(labels, dtype="<i8").tobytes()).hexdigest()[:16]

@@ -70,12 +70,13 @@ from tqdm.auto import tqdm
 
 from ..common import training
 from ..common.errors import InputError
+from ..common.methods import RUN_METHODS
 from .model import CoTeachingCNN, build_pair
 
 log = logging.getLogger(__name__)
 
 #: Method ids of make-masks (the seed's folder names) plus ``none`` = no pruning.
-METHODS = ("argmax", "conf_joint_only", "cl_pbc", "cl_pbnr", "cl_both", "none")
+METHODS = RUN_METHODS
 #: Class-weight rules (see :func:`class_weights`).
 CLASS_WEIGHT_RULES = ("feb2020", "jair2021", "given", "none")
 #: Version of the checkpoint layout.

@@ -20,7 +20,6 @@ final model. Two recipes: ``paper`` (the seed's ResNet-50 schedule) and ``airben
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from tqdm.auto import tqdm
 
 from ..common import training
 from ..common.errors import InputError
+from ..common.labels import labels_fingerprint
 from .models import ARCHS, AirbenchNet, build_model
 
 log = logging.getLogger(__name__)
@@ -133,10 +133,6 @@ def resolve_recipe(arch: str, recipe: str | None = None, **overrides) -> Recipe:
         if key in chosen and chosen[key] <= 0:
             raise InputError(f"--{key.replace('_', '-')}", "", f"must be > 0, got {chosen[key]}")
     return dataclasses.replace(base, **chosen)
-
-
-def labels_fingerprint(labels: np.ndarray) -> str:
-    return hashlib.sha256(np.asarray(labels, dtype="<i8").tobytes()).hexdigest()[:16]
 
 
 def train_fold(

@@ -45,18 +45,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..common.errors import InputError
+from ..common.methods import CL_METHODS, PAPER_NAMES
 
 from .compat2021 import label_issues_2021
 
-#: Method ids in the seed's order of the paper's table, with the paper's row names.
-PAPER_NAMES: Mapping[str, str] = {
-    "argmax": "CL: C_confusion",
-    "conf_joint_only": "CL: C_{y~,y*}",
-    "cl_pbc": "CL: PBC",
-    "cl_pbnr": "CL: PBNR",
-    "cl_both": "CL: C+NR",
-}
-ALL_METHODS: tuple[str, ...] = tuple(PAPER_NAMES)
+#: Method ids in the seed's order of the paper's table (names in ``common.methods``).
+ALL_METHODS: tuple[str, ...] = CL_METHODS
 #: ``compat`` value of the seed's semantics; ``None`` means today's cleanlab 2.9.
 COMPAT_2021 = "cleanlab-2021"
 SEMANTICS_29 = "cleanlab-2.9"

@@ -33,7 +33,6 @@ classes; a noise matrix is (K, K) with ``P(noisy = i | true = j)`` in row i, col
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Mapping
@@ -42,6 +41,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from ..common.errors import InputError
+from ..common.labels import labels_fingerprint
 from ..fold_combiner.logic import FoldOutput, combine_folds
 
 #: Step of the seed's grid of noise amounts (``np.arange(0, 1, 0.2)``); see :func:`seed_trace`.
@@ -219,11 +219,6 @@ def realised_noise_matrix(true_labels: np.ndarray, given: np.ndarray, num_classe
     counts = np.zeros((num_classes, num_classes), dtype=np.float64)
     np.add.at(counts, (given, true_labels), 1)
     return counts / np.maximum(counts.sum(axis=0, keepdims=True), 1)
-
-
-def labels_fingerprint(labels: np.ndarray) -> str:
-    """sha256 of the labels as int64, the fold trainer's ``labels_fingerprint``."""
-    return hashlib.sha256(np.asarray(labels, dtype="<i8").tobytes()).hexdigest()[:16]
 
 
 def forget_rate_from_noise(condition: Condition, realised_rate: float) -> float:

@@ -26,16 +26,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..common.errors import InputError
+from ..common.methods import RUN_NAMES
 
 #: Method ids in table order (the seed's folder names) with the paper's row names.
-METHOD_NAMES: Mapping[str, str] = {
-    "argmax": "CL: C_confusion",
-    "conf_joint_only": "CL: C_{ỹ,y*}",
-    "cl_pbc": "CL: PBC",
-    "cl_pbnr": "CL: PBNR",
-    "cl_both": "CL: C+NR",
-    "none": "Co-Teaching (no pruning)",
-}
+METHOD_NAMES: Mapping[str, str] = RUN_NAMES
 #: The paper's noise columns by the seed's noise amount N (N = 0.6 files have 70 % noise).
 PAPER_NOISE_COLUMNS: Mapping[float, str] = {0.2: "20 %", 0.4: "40 %", 0.6: "70 %"}
 PAPER_SPARSITIES = (0.0, 0.2, 0.4, 0.6)
