@@ -116,3 +116,12 @@ def test_bad_config_files(tmp_path):
     bad.write_text("dataset: d\nconditions: [{name: x, noise: 0.2, colour: red}]\n")
     with pytest.raises(InputError, match=r"conditions\[0\] 'x'|colour"):
         parse([str(bad)])
+
+
+def test_torch_free_name_lists_match_the_trainers():
+    from clpipe.components.coteaching.logic import RECIPES
+    from clpipe.components.fold_trainer.models import ARCHS
+    from clpipe.pipelines import config
+
+    assert config.COTEACH_RECIPES == tuple(RECIPES)
+    assert config.FOLD_ARCHS == ARCHS
