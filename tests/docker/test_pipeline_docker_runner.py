@@ -24,6 +24,11 @@ pytestmark = [
 ]
 
 
+def container_ids(client) -> set[str]:
+    """Ids of all containers; the low-level call, which does not race with auto-removal."""
+    return {c["Id"] for c in client.api.containers(all=True)}
+
+
 def tiny_params(dataset: str):
     from clpipe.pipelines.config import params_from_mapping
 
@@ -65,7 +70,7 @@ def test_pipeline_runs_every_task_in_its_container(docker_client, images, tmp_pa
     root = tmp_path / "kfp-root"
     root.mkdir()
     root.chmod(0o1777)  # kfp.local creates run folders as root; the tasks run as uid 1000
-    before = {c.id for c in docker_client.containers.list(all=True)}
+    before = container_ids(docker_client)
     local.init(
         runner=local.DockerRunner(
             mounts=[docker.types.Mount(target=shared, source=shared, type="bind", read_only=True)]
@@ -90,6 +95,6 @@ def test_pipeline_runs_every_task_in_its_container(docker_client, images, tmp_pa
     assert list(root.rglob("train_pruned_cl_pbnr/train_mask.npy"))
     # kfp.local runs its containers with auto_remove; none is left behind (removal is asynchronous).
     deadline = time.monotonic() + 30
-    while {c.id for c in docker_client.containers.list(all=True)} - before and time.monotonic() < deadline:
+    while container_ids(docker_client) - before and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not {c.id for c in docker_client.containers.list(all=True)} - before
+    assert not container_ids(docker_client) - before
