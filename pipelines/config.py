@@ -43,6 +43,7 @@ PAPER_CONDITIONS = tuple(
 FOLD_ARCHS = ("resnet50", "airbench94", "airbench-tiny")
 COTEACH_RECIPES = ("feb2020", "jair2021", "coteaching2018", "fast")
 MASK_COMPAT = ("", "cleanlab-2021")
+STRATIFY_BY = ("given", "dataset")
 
 #: Help of each parameter (flags and docs); "0 = ..." marks recipe defaults.
 HELP = {
@@ -53,6 +54,7 @@ HELP = {
     "fold_epochs": "fold-trainer epochs (0 = the architecture's recipe: resnet50 350, airbench 10)",
     "fold_batch_size": "fold-trainer batch size (0 = the recipe's: resnet50 64, airbench 1024)",
     "fold_seed": "seed of the fold split and the fold training",
+    "fold_stratify_by": "stratify the folds by the 'given' labels or the 'dataset' labels (the seed's choice)",
     "methods": f"Co-Teaching runs per condition, from {ALL_METHODS} (none = no pruning)",
     "mask_compat": "'' = cleanlab 2.9 semantics, 'cleanlab-2021' = the seed's early-2021 ones",
     "coteach_recipe": f"Co-Teaching recipe, one of {COTEACH_RECIPES} (paper's Table 2: feb2020)",
@@ -79,6 +81,7 @@ class BenchmarkParams:
     fold_epochs: int = 0
     fold_batch_size: int = 0
     fold_seed: int = 0
+    fold_stratify_by: str = "given"
     methods: tuple[str, ...] = ALL_METHODS
     mask_compat: str = ""
     coteach_recipe: str = "feb2020"
@@ -105,7 +108,12 @@ class BenchmarkParams:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise InputError("parameters", "conditions", f"names given more than once: {duplicates}")
-        choices = {"fold_arch": FOLD_ARCHS, "coteach_recipe": COTEACH_RECIPES, "mask_compat": MASK_COMPAT}
+        choices = {
+            "fold_arch": FOLD_ARCHS,
+            "fold_stratify_by": STRATIFY_BY,
+            "coteach_recipe": COTEACH_RECIPES,
+            "mask_compat": MASK_COMPAT,
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise InputError("parameters", name, f"must be one of {allowed}, got {getattr(self, name)!r}")
