@@ -125,3 +125,22 @@ def test_torch_free_name_lists_match_the_trainers():
 
     assert config.COTEACH_RECIPES == tuple(RECIPES)
     assert config.FOLD_ARCHS == ARCHS
+
+
+@pytest.mark.parametrize("name", ["table2-paper", "table2-from-published", "table2-fast"])
+def test_table2_configs_cover_the_papers_grid(name):
+    from clpipe.components.report.logic import PAPER_TABLE2
+    from clpipe.pipelines.local_run import check_inputs
+
+    params, others = parse([str(REPO / "pipelines" / "configs" / f"{name}.yaml")])
+    assert others == {"output": f"runs/{name}"}
+    grid = {(c.noise, c.sparsity) for c in params.conditions}
+    assert grid == {(n, s) for n in (0.2, 0.4, 0.6) for s in (0.0, 0.2, 0.4, 0.6)}
+    assert set(params.methods) >= set(PAPER_TABLE2) - {"none"}
+    assert params.train_per_class == params.test_per_class == 0  # the whole train and test sets
+    check_inputs(params.with_local_paths_resolved(str(REPO)))  # every local input exists
+    if name == "table2-from-published":
+        assert all(c.pred_probs and c.labels for c in params.conditions)
+        assert params.mask_compat == "cleanlab-2021"
+    else:
+        assert all(c.generated and c.seed == 0 for c in params.conditions)
