@@ -20,6 +20,9 @@ from ..common.errors import InputError
 #: Default tolerance of a row sum; float32 softmax is within 1e-6, float16 within 3e-3.
 DEFAULT_SUM_ATOL = 1e-3
 _AGREED_FIELDS = ("n_examples", "n_classes", "n_folds", "dataset_fingerprint", "labels_fingerprint")
+#: Carried from the fold metrics into the summary, for the report's protocol and cost sections.
+_TIMING_FIELDS = ("train_time_s", "total_time_s", "device")
+_TRAINING_FIELDS = ("arch", "epochs", "batch_size", "seed", "stratify_by")
 
 
 @dataclass
@@ -160,7 +163,8 @@ def _summary(folds: Sequence[FoldOutput], pred_probs: np.ndarray, labels: np.nda
     np.add.at(confusion, (labels, predicted), 1)
     per_fold = sorted(
         ({"fold": f.metrics["fold"], "n_heldout": int(len(f.indices)), "source": f.source,
-          "holdout_accuracy": float((f.pred_probs.argmax(1) == f.labels).mean()) if len(f.labels) else None}
+          "holdout_accuracy": float((f.pred_probs.argmax(1) == f.labels).mean()) if len(f.labels) else None,
+          **{key: f.metrics.get(key) for key in _TIMING_FIELDS}}
          for f in folds),
         key=lambda d: d["fold"],
     )
@@ -168,6 +172,7 @@ def _summary(folds: Sequence[FoldOutput], pred_probs: np.ndarray, labels: np.nda
         "stage": "combine-folds",
         **agreed,
         "classes": folds[0].metrics.get("classes"),
+        "training": {key: folds[0].metrics.get(key) for key in _TRAINING_FIELDS},
         "pred_probs_dtype": str(pred_probs.dtype),
         "accuracy": float((predicted == labels).mean()),
         "confusion_matrix": confusion.tolist(),

@@ -279,6 +279,114 @@ def conditions_markdown(results: Iterable[Mapping]) -> str:
     return "\n".join(lines)
 
 
+#: The seed's cost of one trial of the table (confident-learning.md section 7): about 130
+#: GPU-hours of ResNet-50 cross-validation for 13 conditions plus about 100 for 60 Co-Teaching runs.
+SEED_GPU_HOURS = 230.0
+
+
+def difference_markdown(results: Iterable[Mapping]) -> str:
+    """Ours minus the paper's value per cell (final-epoch accuracy), where the paper has one."""
+    ordered = [r for r in sort_results(results)
+               if any(paper_accuracy(m, r["condition"]["noise"], r["condition"]["sparsity"]) is not None
+                      for m in r["runs"])]
+    if not ordered:
+        return "No condition of this run is one of the paper's columns."
+    methods = sorted({m for r in ordered for m in r["runs"]}, key=_method_order)
+    lines = ["| method | " + " | ".join(_column_title(r) for r in ordered) + " |",
+             "|---|" + "---|" * len(ordered)]
+    for method in methods:
+        cells = []
+        for r in ordered:
+            run = r["runs"].get(method)
+            paper = paper_accuracy(method, r["condition"]["noise"], r["condition"]["sparsity"])
+            cells.append("-" if run is None or paper is None else f"{run['final']['test_acc'] - paper:+.3f}")
+        lines.append(f"| {METHOD_NAMES.get(method, method)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def exact_markdown(results: Iterable[Mapping]) -> str:
+    """Final-epoch accuracy on the test rows that carry the official pixels (see the data README)."""
+    ordered = sort_results(results)
+    methods = sorted({m for r in ordered for m in r["runs"]}, key=_method_order)
+    lines = ["| method | " + " | ".join(_column_title(r) for r in ordered) + " |",
+             "|---|" + "---|" * len(ordered)]
+    for method in methods:
+        cells = [_acc(r["runs"][method]["final"].get("test_exact_acc")) if method in r["runs"] else "not run"
+                 for r in ordered]
+        lines.append(f"| {METHOD_NAMES.get(method, method)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _test_set_sentence(results: Sequence[Mapping]) -> str:
+    runs = [run for r in results for run in r["runs"].values()]
+    n_test = sorted({run.get("n_test") for run in runs} - {None})
+    n_exact = sorted({run.get("n_test_exact") for run in runs} - {None})
+    if not n_test:
+        return ""
+    sizes = ", ".join(str(n) for n in n_test)
+    exact = ", ".join(str(n) for n in n_exact) or "none"
+    return (f"Test set: {sizes} images scored per network and epoch, of which {exact} carry the official "
+            "pixels; the rest of the shared CIFAR-10 test set is a JPEG re-encoding (about 28 dB PSNR), so the "
+            "main table is on a JPEG-approximated test set and the exact-subset table below is the check.")
+
+
+def protocol_markdown(results: Iterable[Mapping]) -> str:
+    """Per condition: how pred_probs, masks and Co-Teaching were made (seeds and epochs included)."""
+    lines = ["| condition | pred_probs | masks | Co-Teaching | seeds | train / test examples |",
+             "|---|---|---|---|---|---|"]
+    for r in sort_results(results):
+        pp = r["pred_probs"]
+        t = pp.get("training") or {}
+        if pp["source"] == "given":
+            cv = "given (pre-computed)"
+        else:
+            cv = (f"{pp.get('n_folds')}-fold {t.get('arch')}, {t.get('epochs')} epochs, batch "
+                  f"{t.get('batch_size')}, stratified by {t.get('stratify_by')} labels")
+        runs = list(r["runs"].values())
+        first = runs[0] if runs else {}
+        params = first.get("recipe_params", {})
+        coteach = (f"{first.get('recipe')}: {first.get('epochs_done')} epochs trained of a {first.get('epochs')}-epoch "
+                   f"schedule, batch {params.get('batch_size')}, lr {params.get('lr')}, forget rate "
+                   f"{params.get('forget_rate')}, class weights {first.get('class_weight_rule')}") if runs else "-"
+        labels_seed = "given" if r["condition"]["labels"] else r["condition"]["seed"]
+        fold_seed = "-" if t.get("seed") is None else t["seed"]
+        seeds = f"labels {labels_seed}, folds {fold_seed}, Co-Teaching {first.get('seed', '-')}"
+        examples = f"{r['masks']['n_examples']} / {first.get('n_test', '-')}"
+        lines.append(f"| {r['condition']['name']} | {cv} | {r['masks'].get('semantics', '-')} | {coteach} | "
+                     f"{seeds} | {examples} |")
+    return "\n".join(lines)
+
+
+def stage_seconds(result: Mapping) -> dict[str, tuple[float, str]]:
+    """Task-seconds and device of one condition's GPU stages: ``{stage: (seconds, devices)}``."""
+    folds = result["pred_probs"].get("folds") or []
+    cv = sum(f.get("total_time_s") or 0.0 for f in folds)
+    cv_devices = sorted({f["device"] for f in folds if f.get("device")})
+    runs = list(result["runs"].values())
+    ct = sum(run.get("time_s") or 0.0 for run in runs)
+    ct_devices = sorted({run["device"] for run in runs if run.get("device")})
+    return {"cross-validation": (cv, ", ".join(cv_devices) or "-"),
+            "Co-Teaching": (ct, ", ".join(ct_devices) or "-")}
+
+
+def cost_markdown(results: Iterable[Mapping]) -> str:
+    """Task time of the GPU stages per condition, the total, and its ratio to the seed's cost."""
+    lines = ["| condition | cross-validation (s) | Co-Teaching (s) | devices |", "|---|---|---|---|"]
+    total = 0.0
+    for r in sort_results(results):
+        times = stage_seconds(r)
+        (cv, cv_dev), (ct, ct_dev) = times["cross-validation"], times["Co-Teaching"]
+        total += cv + ct
+        devices = "; ".join(sorted({d for d in (cv_dev, ct_dev) if d != "-"})) or "-"
+        lines.append(f"| {r['condition']['name']} | {cv:.0f} | {ct:.0f} | {devices} |")
+    hours = total / 3600
+    lines += ["", f"Total task time of the training stages: {total:.0f} s = {hours:.2f} device-hours "
+              f"({hours / SEED_GPU_HOURS:.2%} of the seed's about {SEED_GPU_HOURS:.0f} GPU-hours for one trial of "
+              "the table; task time, not wall time: tasks that ran side by side count separately). "
+              "Fold times include loading the data; the mask and report stages take seconds."]
+    return "\n".join(lines)
+
+
 def report_markdown(results: Sequence[Mapping], figures: Sequence[tuple[str, str]]) -> str:
     """The whole report: the Table-2 layout, the conditions table and links to the figures."""
     parts = [
@@ -295,9 +403,30 @@ def report_markdown(results: Sequence[Mapping], figures: Sequence[tuple[str, str
         "",
         table2_markdown(results),
         "",
+        _test_set_sentence(results),
+        "",
+        "### Difference to the paper (ours - paper)",
+        "",
+        difference_markdown(results),
+        "",
+        "### On the exact test images",
+        "",
+        exact_markdown(results),
+        "",
+        "The best epoch's accuracy (selected on the test set, the JAIR rule, optimistic) is in results.csv, "
+        "never in these tables.",
+        "",
         "## Conditions",
         "",
         conditions_markdown(results),
+        "",
+        "## Protocol",
+        "",
+        protocol_markdown(results),
+        "",
+        "## Cost",
+        "",
+        cost_markdown(results),
         "",
     ]
     if figures:

@@ -36,6 +36,11 @@ def probs_summary(n=30):
         "n_folds": 2,
         "confusion_matrix": [[8, 1, 1], [1, 7, 2], [2, 2, 6]],
         "classes": ["a", "b", "c"],
+        "training": {"arch": "airbench94", "epochs": 10, "batch_size": 1024, "seed": 0, "stratify_by": "given"},
+        "folds": [
+            {"fold": 0, "total_time_s": 100.0, "device": "NVIDIA H100"},
+            {"fold": 1, "total_time_s": 80.0, "device": "NVIDIA H100"},
+        ],
     }
 
 
@@ -63,6 +68,14 @@ def run_metrics(method, accs=(0.3, 0.4, 0.5)):
         "epochs_done": len(accs),
         "n_train": 25,
         "n_test": 30,
+        "n_test_exact": 4,
+        "time_s": 60.0,
+        "device": "NVIDIA H100",
+        "seed": 1,
+        "recipe": "fast",
+        "epochs": 30,
+        "recipe_params": {"batch_size": 256, "lr": 0.0014, "forget_rate": 0.2},
+        "class_weight_rule": "feb2020",
         "curves": curves,
         "final": {"test_acc": accs[-1], "test_exact_acc": None, "epoch": len(accs)},
         "best": {"test_acc": max(accs), "epoch": len(accs), "net": 1},

@@ -121,5 +121,37 @@ def test_metrics_for_the_kfp_ui(make_result):
 def test_html_renders_tables_headings_and_inline_images(make_result):
     markdown = logic.report_markdown([make_result("a")], [("plots/x.png", "X")])
     page = logic.report_html(markdown, {"plots/x.png": "data:image/png;base64,AAAA"})
-    assert page.count("<table>") == 2 and "<h1>" in page and 'src="data:image/png;base64,AAAA"' in page
+    assert page.count("<table>") == 6 and "<h1>" in page and 'src="data:image/png;base64,AAAA"' in page
     assert "a<br>40 %, S 0.2" in page
+
+
+def test_difference_to_the_paper_per_cell(make_result):
+    # noise 0.4, sparsity 0.2: the paper has argmax 0.825, PBNR 0.864, Co-Teaching 0.616; ours are 0.5
+    text = logic.difference_markdown([make_result("a"), make_result("b", noise=0.3)])
+    assert "| CL: C_confusion | -0.325 |" in text and "| CL: PBNR | -0.364 |" in text
+    assert "b<br>" not in text  # 30 % noise is not a column of the paper
+    assert "No condition of this run is one of the paper's columns" in logic.difference_markdown([make_result("c", noise=0.3)])
+
+
+def test_cost_sums_task_time_per_stage_and_compares_with_the_seed(make_result):
+    result = make_result("a")
+    assert logic.stage_seconds(result) == {
+        "cross-validation": (180.0, "NVIDIA H100"),
+        "Co-Teaching": (180.0, "NVIDIA H100"),
+    }
+    text = logic.cost_markdown([result, make_result("b")])
+    assert "| a | 180 | 180 | NVIDIA H100 |" in text
+    assert "720 s = 0.20 device-hours (0.09% of the seed's about 230 GPU-hours" in text
+
+
+def test_protocol_names_seeds_epochs_and_semantics(make_result):
+    text = logic.protocol_markdown([make_result("a")])
+    assert "2-fold airbench94, 10 epochs, batch 1024, stratified by given labels" in text
+    assert "fast: 3 epochs trained of a 30-epoch schedule, batch 256, lr 0.0014, forget rate 0.2" in text
+    assert "labels 0, folds 0, Co-Teaching 1" in text and "cleanlab-2.9" in text
+
+
+def test_report_says_which_test_set(make_result):
+    text = logic.report_markdown([make_result("a")], [])
+    assert "30 images scored per network and epoch, of which 4 carry the official pixels" in text
+    assert "### On the exact test images" in text
