@@ -20,6 +20,7 @@ import builtins
 import contextlib
 import logging
 import os
+import sys
 import tempfile
 import time
 import warnings
@@ -125,7 +126,8 @@ def run_locally(params: BenchmarkParams, output: str, pipeline_root: str | None 
     root = _local_root(output, pipeline_root)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=root, raise_on_error=True)
     started = time.perf_counter()
-    with warnings.catch_warnings(), _print_restored(), _cpu_thread_share():
+    # kfp.local prints every task's log and outputs; they go to stderr so that stdout carries the results.
+    with warnings.catch_warnings(), _print_restored(), _cpu_thread_share(), contextlib.redirect_stdout(sys.stderr):
         # Expected here: cluster placement (GPU, resources, Kubernetes settings) has no effect locally, and
         # the stage images' code is this environment's clpipe.
         warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
