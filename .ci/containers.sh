@@ -136,9 +136,9 @@ $DOCKER image ls --format '    {{.Repository}}:{{.Tag}}  {{.Size}}' | grep clpip
 
 # --- 5. container tests -----------------------------------------------------------------------
 step "containers: tests/docker (engine up)"
-CLPIPE_REQUIRE_DOCKER=1 "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests/docker \
+CLPIPE_REQUIRE_DOCKER=1 "$PYTHON" -m pytest -q -p no:cacheprovider -rs -m docker tests/docker \
   --deselect tests/docker/test_pipeline_docker_runner.py::test_pipeline_runs_every_task_in_its_container
 
 # --- 6. pipeline under kfp.local DockerRunner ----------------------------------------------------
 step "pipeline: kfp.local DockerRunner (one container per task)"
-CLPIPE_REQUIRE_DOCKER=1 "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests/docker/test_pipeline_docker_runner.py
+CLPIPE_REQUIRE_DOCKER=1 "$PYTHON" -m pytest -q -p no:cacheprovider -rs -m docker tests/docker/test_pipeline_docker_runner.py

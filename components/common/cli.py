@@ -2,7 +2,8 @@
 
 Error contract (the same for every ``clpipe`` subcommand and container entrypoint):
 bad input -> one ``ERROR <stage>: <file>: <field>: <problem>`` line on stderr, exit
-code 2, nothing published; a bug -> traceback, exit code 1; success -> exit code 0.
+code 2, nothing published (also for a location the credentials may not read or write);
+a bug -> traceback, exit code 1; success -> exit code 0.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def run_stage(
         body(args)
     except InputError as e:
         print(f"ERROR {stage}: {e}", file=sys.stderr)
+        return 2
+    except PermissionError as e:  # refused credentials or a read-only location: the user's to fix
+        print(f"ERROR {stage}: permission denied: {e}", file=sys.stderr)
         return 2
     return 0
 

@@ -110,6 +110,7 @@ def write_bytes(url: str, data: bytes) -> None:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -195,11 +196,19 @@ def staged_output(url: str) -> Iterator[str]:
     On an exception nothing is published.
     """
     stage = tempfile.mkdtemp(prefix="clpipe-out-")
+    os.chmod(stage, 0o777 & ~_umask())  # published as is: not mkdtemp's private 0700
     try:
         yield stage
         publish_dir(stage, url)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _umask() -> int:
+    """The process umask (read by setting it, then restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def publish_dir(local_dir: str, url: str, *, last: tuple[str, ...] = ("summary.json", "metrics.json")) -> None:

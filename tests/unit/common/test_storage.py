@@ -64,3 +64,16 @@ def test_write_bytes_is_atomic_locally(tmp_path):
     storage.write_bytes(str(target), b"abc")
     assert target.read_bytes() == b"abc"
     assert [p.name for p in target.parent.iterdir()] == ["f.bin"]
+
+
+def test_published_files_get_the_usual_modes(tmp_path):
+    old = os.umask(0o022)
+    try:
+        storage.write_bytes(str(tmp_path / "f.bin"), b"x")
+        with storage.staged_output(str(tmp_path / "out")) as stage:
+            storage.write_bytes(os.path.join(stage, "m.json"), b"{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "out" / "m.json").stat().st_mode & 0o777 == 0o644
