@@ -13,9 +13,7 @@ import argparse
 import logging
 import os
 import platform
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ import numpy as np
 from clpipe.components.common.labels import load_labels_in_file_order
 from clpipe.components.mask_generator.cli import main as make_masks_cli
 from clpipe.components.mask_generator.logic import COMPAT_2021, make_masks
+from timing import median_seconds
 
 CL_REPRODUCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cl-reproduce"
 CONDITIONS = [(s, n) for s in ("0.0", "0.2", "0.4", "0.6") for n in ("0.2", "0.4", "0.6")] + [("0.0", "0.0")]
@@ -32,15 +31,6 @@ MODES = {"cleanlab-2.9": None, "cleanlab-2021": COMPAT_2021}
 def inputs(sparsity: str, noise: str) -> tuple[str, str]:
     stem = f"frac_zero_noise_rates__{sparsity}__noise_amount__{noise}"
     return str(CL_REPRODUCE / f"cifar10_noisy_labels__{stem}.json.gz"), str(CL_REPRODUCE / f"pyx__{stem}.npy")
-
-
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:
