@@ -7,8 +7,13 @@ The GPU is used when torch sees one. kfp.local keeps artifacts under a local pip
 (``OUTPUT/kfp`` for a local OUTPUT, else a temporary directory); at the end the report
 directory is published to ``OUTPUT/report`` (a path or any fsspec URL) and its table printed.
 
+With ``--runner docker`` every task runs instead in its stage container (kfp.local's
+DockerRunner, the images of ``docker/build.sh``), as on a cluster: the local inputs are
+mounted read-only at their own paths, the tasks run as the images' user.
+
 Example:
   clpipe run pipelines/configs/demo.yaml
+  clpipe run pipelines/configs/demo.yaml --runner docker [--registry localhost:5000/clpipe] [--docker-gpus]
   clpipe run --dataset ../shared/data/cifar10 --condition name=g,noise=0.2 --n-folds 2 \\
       --fold-arch airbench-tiny --train-per-class 100 --output runs/mini
 """
@@ -29,12 +34,32 @@ from dataclasses import dataclass
 
 from clpipe.components.common import cli, storage
 from clpipe.components.common.errors import InputError
+from clpipe.components.common.image import LOCAL_REGISTRY, Images
+from clpipe.components.common.kfp_component import TaskSettings
 
 from .config import BenchmarkParams, add_param_arguments, params_from_args
 
 log = logging.getLogger("clpipe")
 #: Training tasks kfp.local can run at once: 2 loop iterations of conditions x 2 of folds/methods.
 CONCURRENT_TRAINING_TASKS = 4
+
+
+RUNNERS = ("subprocess", "docker")
+
+
+@dataclass(frozen=True)
+class Runner:
+    """How kfp.local runs the tasks: ``subprocess`` (this environment) or ``docker`` (the stage images).
+
+    Attributes:
+        kind: One of :data:`RUNNERS`.
+        images: The stage images of the docker runner.
+        gpus: Give the containers the host's GPUs (``docker run --gpus all``).
+    """
+
+    kind: str = "subprocess"
+    images: Images = Images.for_registry(LOCAL_REGISTRY)
+    gpus: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="kfp.local's artifact directory (default OUTPUT/kfp, or a temporary "
         "directory when OUTPUT is a URL)",
     )
+    p.add_argument("--runner", choices=RUNNERS, default="subprocess",
+                   help="run each task as a subprocess here (default) or in its stage container")
+    p.add_argument("--registry", default=LOCAL_REGISTRY,
+                   help=f"registry of the stage images for --runner docker (default {LOCAL_REGISTRY})")
+    p.add_argument("--docker-gpus", action="store_true", help="with --runner docker: give the tasks the host's GPUs")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -116,15 +146,46 @@ def check_inputs(params: BenchmarkParams) -> None:
             raise InputError(url, where, "not found")
 
 
-def run_locally(params: BenchmarkParams, output: str, pipeline_root: str | None = None) -> LocalRun:
-    """Runs the pipeline with kfp.local and publishes the report directory to ``OUTPUT/report``."""
+def _local_inputs(params: BenchmarkParams) -> list[str]:
+    """Local directories holding the run's inputs (dataset, label and pred_probs files)."""
+    urls = [params.dataset] + [u for c in params.conditions for u in (c.labels, c.pred_probs) if u]
+    dirs = {os.path.abspath(u if os.path.isdir(u) else os.path.dirname(u)) for u in urls if storage.is_local(u)}
+    return sorted(d for d in dirs if not any(d.startswith(other + os.sep) for other in dirs))
+
+
+def _init_runner(runner: Runner, params: BenchmarkParams, root: str) -> TaskSettings:
+    """Points kfp.local at the runner; returns the task settings the pipeline is built with."""
     from kfp import local
 
+    if runner.kind == "subprocess":
+        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=root, raise_on_error=True)
+        return TaskSettings()
+    try:
+        import docker
+    except ImportError:
+        raise InputError("--runner", "docker", "needs the docker package: pip install docker") from None
+    os.makedirs(root, exist_ok=True)
+    os.chmod(root, 0o1777)  # kfp.local makes the run folders as this user; the tasks run as the images' user
+    # Each input directory appears in the containers at the path the parameters name.
+    kwargs = {"mounts": [docker.types.Mount(target=d, source=os.path.realpath(d), type="bind", read_only=True)
+                         for d in _local_inputs(params)]}
+    if runner.gpus:
+        kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    local.init(runner=local.DockerRunner(**kwargs), pipeline_root=root, raise_on_error=True)
+    return TaskSettings(images=runner.images, gpus=0)  # GPUs are the docker runner's, not a k8s request
+
+
+def run_locally(
+    params: BenchmarkParams, output: str, pipeline_root: str | None = None, runner: Runner = Runner()
+) -> LocalRun:
+    """Runs the pipeline with kfp.local and publishes the report directory to ``OUTPUT/report``."""
     from .pipeline import build_pipeline
 
+    if runner.kind not in RUNNERS:
+        raise InputError("--runner", "", f"must be one of {RUNNERS}, got {runner.kind!r}")
     check_inputs(params)
     root = _local_root(output, pipeline_root)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=root, raise_on_error=True)
+    settings = _init_runner(runner, params, root)
     started = time.perf_counter()
     # kfp.local prints every task's log and outputs; they go to stderr so that stdout carries the results.
     with warnings.catch_warnings(), _print_restored(), _cpu_thread_share(), contextlib.redirect_stdout(sys.stderr):
@@ -132,7 +193,7 @@ def run_locally(params: BenchmarkParams, output: str, pipeline_root: str | None 
         # the stage images' code is this environment's clpipe.
         warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-        task = build_pipeline()(**params.arguments())
+        task = build_pipeline(settings)(**params.arguments())
     wall_s = time.perf_counter() - started
     report = storage.join(output, "report")
     storage.publish_dir(task.output.path, report)
@@ -143,7 +204,8 @@ def run_locally(params: BenchmarkParams, output: str, pipeline_root: str | None 
 def run(args: argparse.Namespace) -> None:
     params, others = params_from_args(args, extra=("output",))
     output = args.output or others.get("output") or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
-    result = run_locally(params.with_local_paths_resolved(os.getcwd()), output, args.pipeline_root)
+    runner = Runner(args.runner, Images.for_registry(args.registry), args.docker_gpus)
+    result = run_locally(params.with_local_paths_resolved(os.getcwd()), output, args.pipeline_root, runner)
     print(result.markdown)
     print(f"report: {storage.join(result.report, 'report.html')} (also report.md, results.csv, plots/)")
     print(f"task outputs: {result.pipeline_root}; wall time {result.wall_s:.0f} s")

@@ -60,35 +60,23 @@ def tiny_params(dataset: str):
 
 
 def test_pipeline_runs_every_task_in_its_container(docker_client, images, tmp_path):
-    from clpipe.components.common.kfp_component import TaskSettings
-    from clpipe.pipelines.pipeline import build_pipeline
-    from kfp import local
-
-    import docker
+    """``clpipe run --runner docker``: the user-facing local run with one container per task."""
+    from clpipe.pipelines.local_run import Runner, run_locally
 
     shared = os.path.realpath(SHARED)
-    root = tmp_path / "kfp-root"
-    root.mkdir()
-    root.chmod(0o1777)  # kfp.local creates run folders as root; the tasks run as uid 1000
     before = container_ids(docker_client)
-    local.init(
-        runner=local.DockerRunner(
-            mounts=[docker.types.Mount(target=shared, source=shared, type="bind", read_only=True)]
-        ),
-        pipeline_root=str(root),
-        raise_on_error=True,
+    run = run_locally(
+        tiny_params(os.path.join(shared, "cifar10")),
+        str(tmp_path / "out"),
+        pipeline_root=str(tmp_path / "kfp-root"),
+        runner=Runner("docker", images),
     )
-    try:
-        settings = TaskSettings(images=images, gpus=0)
-        task = build_pipeline(settings)(**tiny_params(os.path.join(shared, "cifar10")).arguments())
-    finally:
-        local.init(runner=local.SubprocessRunner(), pipeline_root=str(tmp_path / "unused"))
-
-    report = Path(task.output.path)
-    markdown = (report / "report.md").read_text()
-    assert "pub-n0.4-s0.2" in markdown and "gen-n0.2-s0.0" in markdown
-    assert list((report / "plots").glob("*.png"))
-    assert report.stat().st_uid == 1000  # written inside an image, as its user
+    root = Path(run.pipeline_root)
+    assert "pub-n0.4-s0.2" in run.markdown and "gen-n0.2-s0.0" in run.markdown
+    assert (tmp_path / "out" / "report" / "report.html").exists()
+    (task_report,) = [p for p in root.rglob("report/report") if (p / "report.md").exists()]
+    assert task_report.stat().st_uid == 1000  # written inside an image, as its user
+    assert list((task_report / "plots").glob("*.png"))
     # Every stage ran: fold outputs (GPU image) and masks (CPU image) exist, owned by uid 1000.
     fold_dirs = [p for p in root.rglob("fold_out") if p.is_dir()]
     assert len(fold_dirs) == 2 and all(p.stat().st_uid == 1000 for p in fold_dirs)
