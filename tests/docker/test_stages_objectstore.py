@@ -148,7 +148,9 @@ def test_combine_and_masks_through_minio_urls(s3_chain):
     assert keep.dtype == bool and keep.shape == (N_VIEW,)
 
 
-def test_wrong_credentials_fail_without_output(run, images, s3_server):
+def test_wrong_credentials_fail_without_output(run, images, s3_chain):
+    """The inputs exist (s3_chain wrote them); only the secret is wrong: exit 2, one line."""
+    s3_server = s3_chain
     env = {**s3_server.env(), "AWS_SECRET_ACCESS_KEY": "wrong"}
     res = run(
         images.cpu,
@@ -164,7 +166,9 @@ def test_wrong_credentials_fail_without_output(run, images, s3_server):
         env=env,
         network="host",
     )
-    assert res.exit_code != 0
+    assert res.exit_code == 2, res.logs[-4000:]
+    assert "ERROR make-masks: permission denied: " in res.logs and "Traceback" not in res.logs, res.logs
+    assert s3_server.fs().exists(f"{s3_server.bucket}/runs/cv/labels.npy")
     assert not s3_server.fs().exists(f"{s3_server.bucket}/runs/masks-denied")
 
 
