@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from . import storage
 from .datasets import Split, open_split, subset_rows
 from .errors import InputError
 from .labels import load_labels
@@ -53,7 +54,7 @@ def run_stage(
         print(f"ERROR {stage}: {e}", file=sys.stderr)
         return 2
     except PermissionError as e:  # refused credentials or a read-only location: the user's to fix
-        print(f"ERROR {stage}: permission denied: {e}", file=sys.stderr)
+        print(f"ERROR {stage}: permission denied: {e}; {storage.CREDENTIALS_HINT}", file=sys.stderr)
         return 2
     return 0
 

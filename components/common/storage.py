@@ -88,11 +88,24 @@ def listdir(url: str) -> list[str]:
     return sorted(os.path.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
 
 
+#: Where the credentials of a refused request come from (never from arguments).
+CREDENTIALS_HINT = "check the credentials in the environment (AWS_*, GOOGLE_APPLICATION_CREDENTIALS)"
+
+
+@contextlib.contextmanager
+def _access(url: str) -> Iterator[None]:
+    """Turns a refused request (what s3fs/gcsfs raise for bad credentials) into an error naming ``url``."""
+    try:
+        yield
+    except PermissionError as e:
+        raise InputError(url, "", f"permission denied ({e}); {CREDENTIALS_HINT}") from None
+
+
 def read_bytes(url: str) -> bytes:
-    """Reads a whole file; a missing file is an :class:`InputError` naming it."""
+    """Reads a whole file; a missing or refused file is an :class:`InputError` naming it."""
     fs, path = url_to_fs(url)
     try:
-        with fs.open(path, "rb") as f:
+        with _access(url), fs.open(path, "rb") as f:
             return f.read()
     except FileNotFoundError:
         raise InputError(url, "", "file not found") from None
@@ -117,7 +130,8 @@ def write_bytes(url: str, data: bytes) -> None:
                 os.unlink(tmp)
             raise
     else:
-        fs.pipe_file(path, data)
+        with _access(url):
+            fs.pipe_file(path, data)
 
 
 def load_npy(url: str, *, field: str = "") -> np.ndarray:
@@ -233,5 +247,6 @@ def publish_dir(local_dir: str, url: str, *, last: tuple[str, ...] = ("summary.j
         for name in names:
             files.append(os.path.relpath(os.path.join(root, name), local_dir))
     files.sort(key=lambda rel: (rel in last, rel))
-    for rel in files:
-        fs.put_file(os.path.join(local_dir, rel), f"{path.rstrip('/')}/{rel}")
+    with _access(url):
+        for rel in files:
+            fs.put_file(os.path.join(local_dir, rel), f"{path.rstrip('/')}/{rel}")

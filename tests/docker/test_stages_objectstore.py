@@ -167,7 +167,9 @@ def test_wrong_credentials_fail_without_output(run, images, s3_chain):
         network="host",
     )
     assert res.exit_code == 2, res.logs[-4000:]
-    assert "ERROR make-masks: permission denied: " in res.logs and "Traceback" not in res.logs, res.logs
+    assert "ERROR make-masks: s3://" in res.logs, res.logs
+    assert ": permission denied (Forbidden); check the credentials" in res.logs, res.logs
+    assert "Traceback" not in res.logs, res.logs
     assert s3_server.fs().exists(f"{s3_server.bucket}/runs/cv/labels.npy")
     assert not s3_server.fs().exists(f"{s3_server.bucket}/runs/masks-denied")
 

@@ -27,7 +27,8 @@ def test_wrong_secret_exits_2_without_output(stores, s3_server, monkeypatch, cap
     err = capsys.readouterr().err
     assert code == 2, err
     # s3fs turns the server's 403 into PermissionError (here "Forbidden"): one line, no traceback
-    assert "ERROR make-masks: permission denied: " in err and "Traceback" not in err, err
+    assert "ERROR make-masks: s3://" in err, err
+    assert ": permission denied (Forbidden); check the credentials" in err and "Traceback" not in err, err
 
     fs = s3_server.fs()  # the right key
     prefix = base.removeprefix("s3://")
