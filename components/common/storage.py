@@ -72,22 +72,6 @@ def join(url: str, *parts: str) -> str:
     return "/".join([url.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
-def exists(url: str) -> bool:
-    fs, path = url_to_fs(url)
-    return fs.exists(path)
-
-
-def isdir(url: str) -> bool:
-    fs, path = url_to_fs(url)
-    return fs.isdir(path)
-
-
-def listdir(url: str) -> list[str]:
-    """Base names of the entries directly under ``url``, sorted."""
-    fs, path = url_to_fs(url)
-    return sorted(os.path.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
-
-
 #: Where the credentials of a refused request come from (never from arguments).
 CREDENTIALS_HINT = "check the credentials in the environment (AWS_*, GOOGLE_APPLICATION_CREDENTIALS)"
 
@@ -99,6 +83,25 @@ def _access(url: str) -> Iterator[None]:
         yield
     except PermissionError as e:
         raise InputError(url, "", f"permission denied ({e}); {CREDENTIALS_HINT}") from None
+
+
+def exists(url: str) -> bool:
+    fs, path = url_to_fs(url)
+    with _access(url):
+        return fs.exists(path)
+
+
+def isdir(url: str) -> bool:
+    fs, path = url_to_fs(url)
+    with _access(url):
+        return fs.isdir(path)
+
+
+def listdir(url: str) -> list[str]:
+    """Base names of the entries directly under ``url``, sorted."""
+    fs, path = url_to_fs(url)
+    with _access(url):
+        return sorted(os.path.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
 
 
 def read_bytes(url: str) -> bytes:
@@ -190,13 +193,14 @@ def local_copy(url: str) -> str:
     cache = os.environ.get(CACHE_DIR_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "clpipe")
     fs_url, options = _fs_url(url)
     protocol = fs_url.split("://", 1)[0]
-    if not fs.exists(path):
+    if not exists(url):
         raise InputError(url, "", "file not found")
-    return fsspec.open_local(
-        f"filecache::{fs_url}",
-        filecache={"cache_storage": cache, "check_files": True},
-        **{protocol: options},
-    )
+    with _access(url):
+        return fsspec.open_local(
+            f"filecache::{fs_url}",
+            filecache={"cache_storage": cache, "check_files": True},
+            **{protocol: options},
+        )
 
 
 @contextlib.contextmanager

@@ -10,7 +10,9 @@ from clpipe.components.mask_generator.cli import main as make_masks
 pytestmark = pytest.mark.storage
 
 
-def test_wrong_secret_exits_2_without_output(stores, s3_server, monkeypatch, capsys):
+@pytest.mark.parametrize("pred_probs", ["pred_probs.npy", ""], ids=["file", "directory"])
+def test_wrong_secret_exits_2_without_output(stores, s3_server, monkeypatch, capsys, pred_probs):
+    """The directory form first asks whether ``pred_probs.npy`` exists: that refusal must name the URL too."""
     import s3fs
 
     base = f"{stores['s3']}/{uuid.uuid4().hex[:8]}"
@@ -22,7 +24,7 @@ def test_wrong_secret_exits_2_without_output(stores, s3_server, monkeypatch, cap
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
     s3fs.S3FileSystem.clear_instance_cache()
     code = make_masks(
-        ["--labels", f"{base}/labels.npy", "--pred-probs", f"{base}/pred_probs.npy", "--out", f"{base}/masks"]
+        ["--labels", f"{base}/labels.npy", "--pred-probs", f"{base}/{pred_probs}", "--out", f"{base}/masks"]
     )
     err = capsys.readouterr().err
     assert code == 2, err
