@@ -123,16 +123,17 @@ def test_storage_settings(rendered):
         assert {"secretRef": {"name": "clpipe-storage"}} in env_from
 
 
+def validate_strict(path) -> subprocess.CompletedProcess:
+    """``kubernetes-validate --strict`` against the target Kubernetes version."""
+    cmd = [tool("kubernetes-validate"), "--strict", "-k", K8S_VERSION, str(path)]
+    return subprocess.run(cmd, check=False, capture_output=True, text=True)
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_passes_strict_schema_validation(rendered, overlay, tmp_path):
     f = tmp_path / f"{overlay}.yaml"
     f.write_text(yaml.safe_dump_all(rendered[overlay]))
-    out = subprocess.run(
-        [tool("kubernetes-validate"), "--strict", "-k", K8S_VERSION, str(f)],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
+    out = validate_strict(f)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "WARN" not in out.stdout + out.stderr  # e.g. "Couldn't find schema" for an unknown kind
 
@@ -144,29 +145,21 @@ def test_strict_validation_rejects_a_typo(rendered, tmp_path):
     job["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
     f = tmp_path / "bad.yaml"
     f.write_text(yaml.safe_dump(job))
-    out = subprocess.run(
-        [tool("kubernetes-validate"), "--strict", "-k", K8S_VERSION, str(f)],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
+    out = validate_strict(f)
     assert out.returncode != 0 and "imagePullPolicyy" in out.stdout + out.stderr
+
+
+def check_kind_schema(path) -> subprocess.CompletedProcess:
+    """Validates a kind cluster config against the schema the project ships."""
+    schema = K8S / "schemas" / "kind-cluster-v1alpha4.json"
+    cmd = [tool("check-jsonschema"), "--schemafile", str(schema), str(path)]
+    return subprocess.run(cmd, check=False, capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("config", ["cluster.yaml", "cluster-gpu.yaml"])
 def test_kind_configs_match_the_schema_and_node_version(config):
     path = K8S / "kind" / config
-    out = subprocess.run(
-        [
-            tool("check-jsonschema"),
-            "--schemafile",
-            str(K8S / "schemas" / "kind-cluster-v1alpha4.json"),
-            str(path),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
+    out = check_kind_schema(path)
     assert out.returncode == 0, out.stdout + out.stderr
     cluster = yaml.safe_load(path.read_text())
     assert cluster["name"] == "clpipe"
@@ -179,18 +172,7 @@ def test_kind_schema_rejects_unknown_fields(tmp_path):
     bad.write_text(
         "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: worker\n  extraMount: []\n"
     )
-    out = subprocess.run(
-        [
-            tool("check-jsonschema"),
-            "--schemafile",
-            str(K8S / "schemas" / "kind-cluster-v1alpha4.json"),
-            str(bad),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode != 0
+    assert check_kind_schema(bad).returncode != 0
 
 
 def test_gpu_kind_config_injects_gpus_for_nvkind():

@@ -112,6 +112,13 @@ def _package(tmp_path, text=None) -> Path:
     return package
 
 
+def _args(tmp_path, param: str) -> list[str]:
+    """k8s/submit.py arguments for the default package with ``dataset`` and one more parameter."""
+    package = str(_package(tmp_path))
+    return ["--endpoint", "http://kfp", "--package", package, "--param", "dataset=minio://b/d",
+            "--param", param]
+
+
 def test_submit_uploads_once_per_package_and_runs(submit, tmp_path):
     module, client = submit
     package = _package(tmp_path)
@@ -147,21 +154,7 @@ def test_submit_uploads_once_per_package_and_runs(submit, tmp_path):
 def test_submit_fails_when_the_run_fails(submit, tmp_path):
     module, client = submit
     client.final_state = "FAILED"
-    assert (
-        module.main(
-            [
-                "--endpoint",
-                "http://kfp",
-                "--package",
-                str(_package(tmp_path)),
-                "--param",
-                "dataset=minio://b/d",
-                "--param",
-                "conditions=[{name: g, noise: 0.2}]",
-            ]
-        )
-        == 1
-    )
+    assert module.main(_args(tmp_path, "conditions=[{name: g, noise: 0.2}]")) == 1
 
 
 def test_submit_rejects_bad_parameters_before_uploading(submit, tmp_path):
@@ -169,18 +162,7 @@ def test_submit_rejects_bad_parameters_before_uploading(submit, tmp_path):
     from clpipe.components.common.errors import InputError
 
     with pytest.raises(InputError):
-        module.main(
-            [
-                "--endpoint",
-                "http://kfp",
-                "--package",
-                str(_package(tmp_path)),
-                "--param",
-                "dataset=minio://b/d",
-                "--param",
-                "n_folds=1",
-            ]
-        )
+        module.main(_args(tmp_path, "n_folds=1"))
     assert not client.pipelines
 
 

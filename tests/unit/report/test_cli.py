@@ -23,27 +23,15 @@ def _condition_dirs(root, name, noise, methods=("none", "argmax", "cl_pbnr")):
     }
 
 
+def _report_condition(d, out) -> int:
+    """``clpipe report condition`` over the stage directories ``d``; returns the exit code."""
+    argv = ["report", "condition", "--labels", d["labels"], "--pred-probs", d["probs"], "--masks", d["masks"]]
+    return clpipe_cli.main([*argv, "--out", str(out), *d["runs"]])
+
+
 def _condition(root, name, noise):
-    d = _condition_dirs(root, name, noise)
     out = root / name / "result"
-    assert (
-        clpipe_cli.main(
-            [
-                "report",
-                "condition",
-                "--labels",
-                d["labels"],
-                "--pred-probs",
-                d["probs"],
-                "--masks",
-                d["masks"],
-                "--out",
-                str(out),
-                *d["runs"],
-            ]
-        )
-        == 0
-    )
+    assert _report_condition(_condition_dirs(root, name, noise), out) == 0
     return str(out)
 
 
@@ -73,24 +61,7 @@ def test_condition_then_render(tmp_path, capsys):
 def test_a_run_without_a_mask_exits_2_and_writes_nothing(tmp_path, capsys):
     d = _condition_dirs(tmp_path, "c", 0.2, methods=("cl_both",))
     out = tmp_path / "result"
-    assert (
-        clpipe_cli.main(
-            [
-                "report",
-                "condition",
-                "--labels",
-                d["labels"],
-                "--pred-probs",
-                d["probs"],
-                "--masks",
-                d["masks"],
-                "--out",
-                str(out),
-                *d["runs"],
-            ]
-        )
-        == 2
-    )
+    assert _report_condition(d, out) == 2
     assert "has no mask" in capsys.readouterr().err
     assert not out.exists()
 
