@@ -102,7 +102,6 @@ def write_report(results: Sequence[dict], out: str) -> str:
         for name, png in figures.items()
     }
     with storage.staged_output(out) as tmp:
-        os.makedirs(os.path.join(tmp, PLOTS_DIR))
         for name, png in figures.items():
             storage.write_bytes(os.path.join(tmp, PLOTS_DIR, name), png)
         storage.write_bytes(os.path.join(tmp, "report.md"), markdown.encode())

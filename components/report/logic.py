@@ -26,7 +26,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..common.errors import InputError
-from ..common.methods import RUN_NAMES
+from ..common.methods import CL_METHODS, NO_PRUNING, RUN_NAMES
 
 #: Method ids in table order (the seed's folder names) with the paper's row names.
 METHOD_NAMES: Mapping[str, str] = RUN_NAMES
@@ -70,6 +70,11 @@ CSV_FIELDS = (
     "best_epoch",
     "paper_test_acc",
 )
+
+
+def method_name(method: str) -> str:
+    """The paper's row name of ``method``; an id it does not know (a custom mask) as it is."""
+    return METHOD_NAMES.get(method, method)
 
 
 def _require(summary: Mapping, keys: Iterable[str], source: str) -> None:
@@ -121,7 +126,7 @@ def condition_result(
         method = run["method"]
         if method in by_method:
             raise InputError(source, "method", f"{method!r} trained twice")
-        if method != "none" and method not in masks["methods"]:
+        if method != NO_PRUNING and method not in masks["methods"]:
             raise InputError(
                 source,
                 "method",
@@ -165,7 +170,7 @@ def noise_label(noise: float | None, realised: float) -> str:
 
 def removed_count(result: Mapping, method: str) -> int:
     """Examples the method pruned (0 for ``none``)."""
-    return 0 if method == "none" else int(result["masks"]["methods"][method]["removed"])
+    return 0 if method == NO_PRUNING else int(result["masks"]["methods"][method]["removed"])
 
 
 def _condition_key(result: Mapping) -> tuple:
@@ -202,7 +207,7 @@ def result_rows(results: Iterable[Mapping]) -> list[dict]:
                     "pred_probs_source": result["pred_probs"]["source"],
                     "oos_accuracy": result["pred_probs"]["accuracy"],
                     "method": method,
-                    "paper_name": METHOD_NAMES.get(method, method),
+                    "paper_name": method_name(method),
                     "kept": result["masks"]["n_examples"] - removed_count(result, method),
                     "removed": removed_count(result, method),
                     "epochs": run.get("epochs_done", len(run["curves"].get("test_acc_1", []))),
@@ -251,14 +256,14 @@ def table2_markdown(results: Iterable[Mapping]) -> str:
             paper = paper_accuracy(method, r["condition"]["noise"], r["condition"]["sparsity"])
             ours = _acc(run["final"]["test_acc"]) if run else "not run"
             cells.append(ours if paper is None else f"{ours} ({paper:.3f})")
-        lines.append(f"| {METHOD_NAMES.get(method, method)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {method_name(method)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def conditions_markdown(results: Iterable[Mapping]) -> str:
     """One row per condition: its noise, its pred_probs and what each method removed."""
     ordered = sort_results(results)
-    methods = [m for m in METHOD_NAMES if m != "none" and any(m in r["masks"]["methods"] for r in ordered)]
+    methods = [m for m in CL_METHODS if any(m in r["masks"]["methods"] for r in ordered)]
     lines = [
         "| condition | labels | realised noise | pred_probs | out-of-sample acc. | examples | "
         + " | ".join(f"removed {METHOD_NAMES[m]}" for m in methods)
@@ -300,7 +305,7 @@ def difference_markdown(results: Iterable[Mapping]) -> str:
             run = r["runs"].get(method)
             paper = paper_accuracy(method, r["condition"]["noise"], r["condition"]["sparsity"])
             cells.append("-" if run is None or paper is None else f"{run['final']['test_acc'] - paper:+.3f}")
-        lines.append(f"| {METHOD_NAMES.get(method, method)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {method_name(method)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -313,7 +318,7 @@ def exact_markdown(results: Iterable[Mapping]) -> str:
     for method in methods:
         cells = [_acc(r["runs"][method]["final"].get("test_exact_acc")) if method in r["runs"] else "not run"
                  for r in ordered]
-        lines.append(f"| {METHOD_NAMES.get(method, method)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {method_name(method)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .logic import METHOD_NAMES, removed_count
+from ..common.methods import CL_METHODS
+from .logic import method_name, removed_count
 
 
 def _pyplot():
@@ -44,17 +45,13 @@ def _grid(n: int, width: float, height: float):
     return fig, axes.flat
 
 
-def _label(method: str) -> str:
-    return METHOD_NAMES.get(method, method)
-
-
 def accuracy_curves(results: Sequence[Mapping]) -> bytes:
     fig, axes = _grid(len(results), 4.5, 3.2)
     for ax, result in zip(axes, results):
         for method, run in result["runs"].items():
             curves = run["curves"]
             acc = np.maximum(curves["test_acc_1"], curves["test_acc_2"])
-            ax.plot(curves.get("epoch", range(1, len(acc) + 1)), acc, marker="o", ms=3, label=_label(method))
+            ax.plot(curves.get("epoch", range(1, len(acc) + 1)), acc, marker="o", ms=3, label=method_name(method))
         ax.set_title(result["condition"]["name"], fontsize=10)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy")
@@ -101,12 +98,12 @@ def noise_matrices(results: Sequence[Mapping]) -> bytes:
 def removed_counts(results: Sequence[Mapping]) -> bytes:
     fig, axes = _grid(len(results), 4.5, 3.2)
     for ax, result in zip(axes, results):
-        methods = [m for m in METHOD_NAMES if m != "none" and m in result["masks"]["methods"]]
+        methods = [m for m in CL_METHODS if m in result["masks"]["methods"]]
         ax.bar(range(len(methods)), [removed_count(result, m) for m in methods], color="tab:blue")
         expected = result["labels"]["realised_noise_rate"] * result["masks"]["n_examples"]
         ax.axhline(expected, ls="--", color="tab:red", label=f"expected wrong labels ≈ {expected:.0f}")
         ax.set_xticks(
-            range(len(methods)), [_label(m).removeprefix("CL: ") for m in methods], fontsize=7, rotation=30
+            range(len(methods)), [method_name(m).removeprefix("CL: ") for m in methods], fontsize=7, rotation=30
         )
         ax.set_title(f"{result['condition']['name']} ({result['masks']['n_examples']} examples)", fontsize=10)
         ax.set_ylabel("removed")
