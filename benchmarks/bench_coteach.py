@@ -46,7 +46,7 @@ def bench(width: int, train_x, train_y, test_x, test_y, device: torch.device, ep
     loader = training.DeviceLoader(train_x, train_y, batch_size=batch, device=device, shuffle=True,
                                    drop_last=True, augment=training.Augment(pad=4, flip=True))
     test_loader = training.DeviceLoader(test_x, test_y, batch_size=1024, device=device, shuffle=False)
-    nets = tuple(logic._to_device(n, device) for n in build_pair(10, width=width, seed=0))
+    nets = tuple(training.to_device(n, device) for n in build_pair(10, width=width, seed=0))
     adam = {"lr": recipe.lr, "fused": True} if device.type == "cuda" else {"lr": recipe.lr}
     optimizers = tuple(torch.optim.Adam(n.parameters(), **adam) for n in nets)
     kwargs = {"forget_rate": recipe.forget_rate, "weights": None, "double_normalise": True}

@@ -146,7 +146,7 @@ def open_split(url: str, split: str = "train") -> Split:
 
 # --- (b) .npz ---------------------------------------------------------------------------
 
-def _npz_classes(npz: np.lib.npyio.NpzFile, labels: np.ndarray, url: str) -> tuple[str, ...]:
+def _npz_classes(npz: np.lib.npyio.NpzFile, labels: np.ndarray) -> tuple[str, ...]:
     for key in ("classes", "label_names"):
         if key in npz.files:
             return tuple(str(c) for c in npz[key].tolist())
@@ -176,7 +176,7 @@ def _open_npz(url: str) -> Split:
     ids = npz["ids"] if "ids" in npz.files else np.arange(n)
     if len(ids) != n or len(np.unique(ids)) != n:
         raise InputError(url, "ids", f"expected {n} distinct ids, got {len(np.unique(ids))} of {len(ids)}")
-    classes = _npz_classes(npz, labels, url)
+    classes = _npz_classes(npz, labels)
     if n and (labels.min() < 0 or labels.max() >= len(classes)):
         raise InputError(url, "labels", f"values must lie in [0, {len(classes)}), got [{labels.min()}, {labels.max()}]")
     # ImageFolder semantics: class index = position of the class name in sorted order.
@@ -243,7 +243,7 @@ def _decode_images(fs, files: list[str], url: str) -> np.ndarray:
     key = hashlib.sha256(("\n".join(files) + str(fs.protocol)).encode())
     for info in fs.ls(os.path.dirname(os.path.dirname(files[0])), detail=True):
         key.update(str(info.get("mtime", info.get("LastModified", ""))).encode())
-    cache_dir = os.environ.get(storage.CACHE_DIR_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "clpipe")
+    cache_dir = storage.cache_dir()
     cache_file = os.path.join(cache_dir, f"imagefolder-{key.hexdigest()[:24]}.npy")
     if os.path.exists(cache_file):
         return np.load(cache_file)

@@ -20,6 +20,13 @@ from .datasets import Split
 from .errors import InputError
 
 _MAX_LISTED = 5
+#: File name of the given labels in a stage's output directory (noisy-labels, fold outputs).
+LABELS_FILE = "labels.npy"
+
+
+def labels_url(url: str) -> str:
+    """A label file as given, or ``DIR/labels.npy`` of a stage output directory."""
+    return url if url.endswith((".npy", ".json", ".json.gz")) else storage.join(url, LABELS_FILE)
 
 
 def _listing(items: list[str]) -> str:

@@ -180,6 +180,11 @@ def save_json(url: str, obj: Any) -> None:
     write_bytes(url, json_bytes(obj))
 
 
+def cache_dir() -> str:
+    """Where remote inputs and decoded datasets are cached: ``$CLPIPE_CACHE_DIR`` or ``~/.cache/clpipe``."""
+    return os.environ.get(CACHE_DIR_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "clpipe")
+
+
 def local_copy(url: str) -> str:
     """A local path for ``url``: local files as they are, remote ones cached on disk.
 
@@ -190,7 +195,6 @@ def local_copy(url: str) -> str:
     fs, path = url_to_fs(url)
     if "file" in _protocols(fs):
         return path
-    cache = os.environ.get(CACHE_DIR_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "clpipe")
     fs_url, options = _fs_url(url)
     protocol = fs_url.split("://", 1)[0]
     if not exists(url):
@@ -198,7 +202,7 @@ def local_copy(url: str) -> str:
     with _access(url):
         return fsspec.open_local(
             f"filecache::{fs_url}",
-            filecache={"cache_storage": cache, "check_files": True},
+            filecache={"cache_storage": cache_dir(), "check_files": True},
             **{protocol: options},
         )
 

@@ -16,11 +16,14 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from .errors import InputError
+
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,22 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def to_device(model: ModuleT, device: torch.device) -> ModuleT:
+    """Moves ``model`` to ``device``; channels_last on CUDA, where convolutions are faster with it."""
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def tta_logits(model: torch.nn.Module, x: torch.Tensor, tta_flip: bool) -> torch.Tensor:
+    """float32 logits of ``x``; with ``tta_flip`` the mean of the image's and its mirror's."""
+    logits = model(x).float()
+    if tta_flip:
+        logits = (logits + model(x.flip(3)).float()) / 2
+    return logits
 
 
 def device_name(device: torch.device) -> str:
@@ -205,9 +224,7 @@ def predict_proba(
     out = []
     for x, _, _ in loader:
         with autocast(loader.device):
-            logits = model(x).float()
-            if tta_flip:
-                logits = (logits + model(x.flip(3)).float()) / 2
+            logits = tta_logits(model, x, tta_flip)
         out.append(torch.softmax(logits / temperature, dim=1).cpu())
     return torch.cat(out).numpy().astype(np.float32)
 

@@ -125,8 +125,7 @@ def open_test_view(url: str, per_class: int, seed: int) -> Split:
 
 def run(args: argparse.Namespace) -> None:
     # --- everything that can be wrong with the input is checked before anything is written ----
-    for flag in ("checkpoint_every",):
-        cli.check_positive(f"--{flag.replace('_', '-')}", getattr(args, flag))
+    cli.check_positive("--checkpoint-every", args.checkpoint_every)
     if args.test_subset_per_class < 0:
         raise InputError("--test-subset-per-class", "", f"must be >= 0, got {args.test_subset_per_class}")
     recipe = logic.resolve_recipe(
@@ -146,9 +145,11 @@ def run(args: argparse.Namespace) -> None:
                          f"test classes {test.classes} differ from the train classes {view.classes}")
     keep = None
     if mask_url is not None:
-        full = len(open_split(args.dataset, "train")) if args.subset_per_class else None
-        keep = logic.check_keep_mask(storage.load_npy(mask_url, field="train_mask"), len(view), mask_url,
-                                     recipe=recipe, full_split=full)
+        mask = storage.load_npy(mask_url, field="train_mask")
+        # The whole split's size only feeds the error hint for a mask made without the subset.
+        mismatch = args.subset_per_class and mask.shape != (len(view),)
+        full = len(open_split(args.dataset, "train")) if mismatch else None
+        keep = logic.check_keep_mask(mask, len(view), mask_url, recipe=recipe, full_split=full)
     # Fails early (naming the mask) when a class-weight rule is undefined for this mask.
     logic.class_weights(recipe.class_weights, given, keep, num_classes=view.num_classes,
                         true_labels=view.labels, source=mask_url or args.train_labels)
@@ -181,7 +182,7 @@ def run(args: argparse.Namespace) -> None:
         test_exact=test.exact, recipe=recipe, seed=args.seed, num_classes=view.num_classes, device=device,
         resume=resume, resume_source=checkpoint_url,
         write_checkpoint=lambda data: storage.write_bytes(checkpoint_url, data),
-        write_metrics=lambda m: storage.write_bytes(storage.join(args.out, METRICS), storage.json_bytes(m)),
+        write_metrics=lambda m: storage.save_json(storage.join(args.out, METRICS), m),
         checkpoint_every=args.checkpoint_every, stop_after=args.stop_after, metadata=metadata,
         progress=not args.no_progress,
     )

@@ -31,7 +31,7 @@ def coteach(
     from clpipe.components.common import storage
     from clpipe.components.common.kfp_component import override_flags, run_cli
     from clpipe.components.coteaching import cli
-    from clpipe.components.noisy_labels.cli import labels_url
+    from clpipe.components.common.labels import labels_url
     from clpipe.components.noisy_labels.logic import resolve_forget_rate
 
     summary = storage.load_json(storage.join(labels.path, "summary.json"))

@@ -71,7 +71,7 @@ from tqdm.auto import tqdm
 from ..common import training
 from ..common.errors import InputError
 from ..common.methods import RUN_METHODS
-from .model import CoTeachingCNN, build_pair
+from .model import build_pair
 
 log = logging.getLogger(__name__)
 
@@ -462,10 +462,7 @@ def evaluate(net: nn.Module, loader: training.DeviceLoader, *, tta_flip: bool = 
     correct = torch.zeros(loader.num_examples, dtype=torch.bool, device=loader.data_device)
     for x, y, rows in loader:
         with training.autocast(loader.device):
-            logits = net(x).float()
-            if tta_flip:
-                logits = logits + net(x.flip(3)).float()
-            pred = logits.argmax(dim=1)
+            pred = training.tta_logits(net, x, tta_flip).argmax(dim=1)
         correct[rows] = (pred == y).to(correct.device)
     return correct.cpu()
 
@@ -717,7 +714,7 @@ def train_coteaching(
     # --- networks and optimisers ---------------------------------------------------------------
     nets = build_pair(num_classes, width=recipe.cnn_width, dropout=recipe.dropout,
                       dropout_at_eval=recipe.eval_dropout, seed=init_seed)
-    nets = tuple(_to_device(net, device) for net in nets)
+    nets = tuple(training.to_device(net, device) for net in nets)
     adam = {"lr": recipe.lr, "fused": True} if device.type == "cuda" else {"lr": recipe.lr}
     optimizers = tuple(torch.optim.Adam(net.parameters(), **adam) for net in nets)
 
@@ -761,7 +758,7 @@ def train_coteaching(
         times = curves["epoch_time_s"]
         train_s = sum(curves["train_time_s"])
         train_images_seen = len(times) * len(train_loader) * recipe.batch_size
-        out = {
+        return {
             **meta,
             "epochs_done": len(curves["epoch"]),
             "complete": done,
@@ -772,7 +769,6 @@ def train_coteaching(
             "epoch_time_s": float(np.mean(times)) if times else None,
             "images_per_s": train_images_seen / train_s if train_s > 0 else None,  # training only
         }
-        return out
 
     n_prior = len(curves["epoch"])
     last_epoch = recipe.epochs
@@ -810,12 +806,12 @@ def train_coteaching(
                  row["train_loss_2"], row["forget_rate"], row["lr"], row["epoch_time_s"])
         is_last = epoch == last_epoch - 1
         due = is_last or (epoch - recipe.first_epoch + 1) % checkpoint_every == 0
+        m = metrics(epoch == recipe.epochs - 1)
         if write_checkpoint is not None and due:
-            state = _checkpoint(settings, epoch + 1, nets, optimizers, train_loader, curves, device,
-                                metrics(False)["time_s"])
+            state = _checkpoint(settings, epoch + 1, nets, optimizers, train_loader, curves, device, m["time_s"])
             write_checkpoint(checkpoint_bytes(state))
         if write_metrics is not None:
-            write_metrics(metrics(epoch == recipe.epochs - 1))
+            write_metrics(m)
     bar.close()
     result = metrics(len(curves["epoch"]) == recipe.epochs - recipe.first_epoch)
     if not todo and write_metrics is not None:  # rerun of a finished (or stopped) run: refresh metrics
@@ -864,13 +860,6 @@ def _check_arrays(train_images, given_labels, test_images, test_labels, true_lab
         raise InputError("test dataset", "exact", f"{len(test_exact)} flags for {len(test_labels)} images")
     if len(test_labels) == 0:
         raise InputError("test dataset", "", "has no images")
-
-
-def _to_device(net: CoTeachingCNN, device: torch.device) -> CoTeachingCNN:
-    net = net.to(device)
-    if device.type == "cuda":
-        net = net.to(memory_format=torch.channels_last)
-    return net
 
 
 def _rng_state(loader: training.DeviceLoader, device: torch.device) -> dict:

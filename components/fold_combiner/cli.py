@@ -11,10 +11,10 @@ import argparse
 import os
 from collections.abc import Sequence
 
-import numpy as np
 
 from ..common import cli, storage
 from ..common.errors import InputError
+from ..common.labels import LABELS_FILE
 from . import logic
 
 
@@ -40,17 +40,22 @@ def read_fold(url: str) -> logic.FoldOutput:
         source=url,
         indices=storage.load_npy(storage.join(url, "indices.npy"), field="indices"),
         pred_probs=storage.load_npy(storage.join(url, "pred_probs.npy"), field="pred_probs"),
-        labels=storage.load_npy(storage.join(url, "labels.npy"), field="labels"),
+        labels=storage.load_npy(storage.join(url, LABELS_FILE), field="labels"),
         metrics=metrics,
     )
 
 
+def write_combined(out: str, combined: logic.Combined) -> None:
+    """Publishes pred_probs, given labels and summary (all files or none): what make-masks reads."""
+    with storage.staged_output(out) as tmp:
+        storage.save_npy(os.path.join(tmp, "pred_probs.npy"), combined.pred_probs)
+        storage.save_npy(os.path.join(tmp, LABELS_FILE), combined.labels)
+        storage.save_json(os.path.join(tmp, "summary.json"), combined.summary)
+
+
 def run(args: argparse.Namespace) -> None:
     combined = logic.combine_folds([read_fold(u) for u in args.folds], sum_atol=args.sum_atol)
-    with storage.staged_output(args.out) as tmp:
-        np.save(os.path.join(tmp, "pred_probs.npy"), combined.pred_probs)
-        np.save(os.path.join(tmp, "labels.npy"), combined.labels)
-        storage.write_bytes(os.path.join(tmp, "summary.json"), storage.json_bytes(combined.summary))
+    write_combined(args.out, combined)
     cli.log.info("combined %d folds: %d x %d pred_probs, accuracy vs given labels %.4f",
                  len(args.folds), *combined.pred_probs.shape, combined.summary["accuracy"])
 

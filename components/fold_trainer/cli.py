@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..common import cli, storage, training
-from ..common.errors import InputError
+from ..common.labels import LABELS_FILE
 from . import logic
 from .models import ARCHS
 
@@ -59,10 +59,10 @@ def run(args: argparse.Namespace) -> None:
 def write_fold(out: str, result: logic.FoldResult) -> None:
     """Publishes one fold's output directory (all files or none)."""
     with storage.staged_output(out) as tmp:
-        np.save(os.path.join(tmp, "indices.npy"), result.indices)
-        np.save(os.path.join(tmp, "pred_probs.npy"), result.pred_probs.astype(np.float32))
-        np.save(os.path.join(tmp, "labels.npy"), result.labels)
-        storage.write_bytes(os.path.join(tmp, "metrics.json"), storage.json_bytes(result.metrics))
+        storage.save_npy(os.path.join(tmp, "indices.npy"), result.indices)
+        storage.save_npy(os.path.join(tmp, "pred_probs.npy"), result.pred_probs.astype(np.float32))
+        storage.save_npy(os.path.join(tmp, LABELS_FILE), result.labels)
+        storage.save_json(os.path.join(tmp, "metrics.json"), result.metrics)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -111,8 +111,9 @@ def fold_indices(stratify_labels: np.ndarray, n_folds: int, seed: int) -> list[n
     if n_folds < 2:
         raise InputError("--n-folds", "", f"must be >= 2, got {n_folds}")
     counts = np.bincount(stratify_labels)
-    if counts[counts > 0].min() < n_folds:
-        k = int(np.flatnonzero(counts == counts[counts > 0].min())[0])
+    smallest = counts[counts > 0].min()
+    if smallest < n_folds:
+        k = int(np.flatnonzero(counts == smallest)[0])
         raise InputError("labels", "", f"class {k} has {counts[k]} examples, fewer than {n_folds} folds")
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     return [test for _, test in splitter.split(np.zeros(len(stratify_labels)), stratify_labels)]
@@ -175,18 +176,17 @@ def train_fold(
     num_classes = num_classes or int(labels.max()) + 1
     heldout = fold_indices(labels if stratify_labels is None else stratify_labels, n_folds, seed)[fold]
     train_rows = np.setdiff1d(np.arange(len(labels)), heldout)
-    training.seed_everything(seed * 1000 + fold, device)
+    fold_seed = seed * 1000 + fold  # one stream per fold, so folds can run in any order
+    training.seed_everything(fold_seed, device)
     model = build_model(arch, num_classes)
     mean, std = training.CIFAR10_MEAN, training.CIFAR10_STD
     loader = training.DeviceLoader(
         images[train_rows], labels[train_rows], batch_size=recipe.batch_size, device=device,
         shuffle=True, drop_last=False,
         augment=training.Augment(pad=recipe.pad, flip=True, pad_mode=recipe.pad_mode),
-        mean=mean, std=std, order_seed=seed * 1000 + fold + 1, aug_seed=seed * 1000 + fold + 2,
+        mean=mean, std=std, order_seed=fold_seed + 1, aug_seed=fold_seed + 2,
     )
-    model = model.to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = training.to_device(model, device)
     if isinstance(model, AirbenchNet):
         model.init_whitening(loader.x[:5000].to(device).float())
     train_start = time.perf_counter()
@@ -231,7 +231,7 @@ def train_fold(
 def fit(model: nn.Module, loader: training.DeviceLoader, recipe: Recipe, device: torch.device,
         *, progress: bool = True, desc: str = "train") -> None:
     """Trains ``model`` in place for ``recipe.epochs`` epochs over ``loader``."""
-    optimizer = _optimizer(model, recipe, len(loader))
+    optimizer = _optimizer(model, recipe)
     total_steps = recipe.epochs * len(loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(recipe, total_steps, len(loader)))
     reduction = "sum" if recipe.schedule == "airbench" else "mean"
@@ -261,7 +261,7 @@ def fit(model: nn.Module, loader: training.DeviceLoader, recipe: Recipe, device:
     bar.close()
 
 
-def _optimizer(model: nn.Module, recipe: Recipe, steps_per_epoch: int) -> torch.optim.Optimizer:
+def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     if recipe.schedule != "airbench":
         return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)

@@ -14,6 +14,7 @@ def make_masks(pred_probs_uri: str, compat: str, masks: Output[Dataset]):
     """
     from clpipe.components.common import storage
     from clpipe.components.common.kfp_component import run_cli
+    from clpipe.components.common.labels import LABELS_FILE
     from clpipe.components.mask_generator import cli
 
     compat_flags = ["--compat", compat] if compat else []
@@ -21,7 +22,7 @@ def make_masks(pred_probs_uri: str, compat: str, masks: Output[Dataset]):
         cli.main,
         [
             "--labels",
-            storage.join(pred_probs_uri, "labels.npy"),
+            storage.join(pred_probs_uri, LABELS_FILE),
             "--pred-probs",
             pred_probs_uri,
             *compat_flags,

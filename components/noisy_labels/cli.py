@@ -25,15 +25,14 @@ import json
 import os
 from collections.abc import Sequence
 
-import numpy as np
 
 from ..common import cli, storage
 from ..common.datasets import open_split, subset_rows
 from ..common.errors import InputError
-from ..common.labels import load_labels
+from ..common.labels import LABELS_FILE, labels_url, load_labels
+from ..fold_combiner.cli import write_combined
 from . import logic
 
-LABELS_FILE = "labels.npy"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,8 +106,8 @@ def _make(args: argparse.Namespace) -> None:
         dataset=args.dataset, classes=list(split.classes), dataset_fingerprint=split.fingerprint()
     )
     with storage.staged_output(args.out) as tmp:
-        np.save(os.path.join(tmp, LABELS_FILE), result.labels)
-        np.save(os.path.join(tmp, "noise_matrix.npy"), result.noise_matrix)
+        storage.save_npy(os.path.join(tmp, LABELS_FILE), result.labels)
+        storage.save_npy(os.path.join(tmp, "noise_matrix.npy"), result.noise_matrix)
         storage.save_json(os.path.join(tmp, "summary.json"), result.summary)
     cli.log.info(
         "condition %s: %s labels, realised noise rate %.4f (trace %s)",
@@ -117,11 +116,6 @@ def _make(args: argparse.Namespace) -> None:
         result.summary["realised_noise_rate"],
         result.summary["trace"],
     )
-
-
-def labels_url(url: str) -> str:
-    """A label file as given, or ``DIR/labels.npy`` of a ``make`` output directory."""
-    return url if url.endswith((".npy", ".json", ".json.gz")) else storage.join(url, LABELS_FILE)
 
 
 def _given_pred_probs(args: argparse.Namespace) -> None:
@@ -138,10 +132,7 @@ def _given_pred_probs(args: argparse.Namespace) -> None:
         dataset_fingerprint=split.take(rows).fingerprint(),
     )
     combined.summary["classes"] = list(split.classes)
-    with storage.staged_output(args.out) as tmp:
-        np.save(os.path.join(tmp, "pred_probs.npy"), combined.pred_probs)
-        np.save(os.path.join(tmp, LABELS_FILE), combined.labels)
-        storage.save_json(os.path.join(tmp, "summary.json"), combined.summary)
+    write_combined(args.out, combined)
     cli.log.info(
         "given pred_probs %s: %d x %d %s, accuracy vs given labels %.4f",
         args.pred_probs,
