@@ -35,6 +35,15 @@ LABELS_IN_CONTAINER = f"{DATA_MOUNT}/cl-reproduce/{LABELS_FILE.name}"
 DATASET_IN_CONTAINER = f"{DATA_MOUNT}/cifar10"
 
 
+def fold_train_args(dataset: str, labels: str, k: int, n_folds: int, out: str, *view: str) -> list[str]:
+    """``fold-train`` for one fold: 1 epoch of the tiny network on the CPU, the smallest real run."""
+    return [
+        "fold-train", "--dataset", dataset, "--labels", labels, *view,
+        "--fold", str(k), "--n-folds", str(n_folds),
+        "--arch", "airbench-tiny", "--epochs", "1", "--device", "cpu", "--no-progress", "--out", out,
+    ]
+
+
 @dataclass
 class RunResult:
     exit_code: int

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .conftest import DATASET_IN_CONTAINER, SUBSET, load_json
+from .conftest import DATASET_IN_CONTAINER, SUBSET, fold_train_args, load_json
 
 GIVEN = "/work/labels/labels.npy"  # noisy-labels output: the whole split's given labels
 
@@ -22,30 +22,6 @@ pytestmark = pytest.mark.docker
 N_FOLDS = 2
 N_VIEW = 200  # 20 per class x 10 classes
 METHODS = ("argmax", "conf_joint_only", "cl_pbc", "cl_pbnr", "cl_both")
-
-
-def fold_args(k: int) -> list[str]:
-    return [
-        "fold-train",
-        "--dataset",
-        DATASET_IN_CONTAINER,
-        "--labels",
-        GIVEN,
-        *SUBSET,
-        "--fold",
-        str(k),
-        "--n-folds",
-        str(N_FOLDS),
-        "--arch",
-        "airbench-tiny",
-        "--epochs",
-        "1",
-        "--device",
-        "cpu",
-        "--no-progress",
-        "--out",
-        f"/work/fold{k}",
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +52,8 @@ def labels(run, images, module_workdir):
 @pytest.fixture(scope="module")
 def folds(run, images, module_workdir, labels):
     for k in range(N_FOLDS):
-        run(images.gpu, fold_args(k), work=module_workdir).check()
+        fold = fold_train_args(DATASET_IN_CONTAINER, GIVEN, k, N_FOLDS, f"/work/fold{k}", *SUBSET)
+        run(images.gpu, fold, work=module_workdir).check()
     return module_workdir
 
 

@@ -19,7 +19,7 @@ import json
 import numpy as np
 import pytest
 
-from .conftest import DATASET_IN_CONTAINER, LABELS_IN_CONTAINER
+from .conftest import DATASET_IN_CONTAINER, LABELS_IN_CONTAINER, fold_train_args
 
 pytestmark = [pytest.mark.docker, pytest.mark.storage]
 
@@ -58,26 +58,7 @@ def s3_chain(run, images, s3_server):
     for k in range(N_FOLDS):
         run(
             images.gpu,
-            [
-                "fold-train",
-                "--dataset",
-                f"{b}/ds/train.npz",
-                "--labels",
-                f"{b}/ds/labels.json",
-                "--fold",
-                str(k),
-                "--n-folds",
-                str(N_FOLDS),
-                "--arch",
-                "airbench-tiny",
-                "--epochs",
-                "1",
-                "--device",
-                "cpu",
-                "--no-progress",
-                "--out",
-                f"{b}/runs/fold{k}",
-            ],
+            fold_train_args(f"{b}/ds/train.npz", f"{b}/ds/labels.json", k, N_FOLDS, f"{b}/runs/fold{k}"),
             env=env,
             network="host",
         ).check()
