@@ -61,6 +61,9 @@ def add_compile_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> TaskSettings:
+    """Task settings from the compile flags (``clpipe compile`` and ``clpipe submit``)."""
+    if args.gpus < 0:
+        raise cli.InputError("--gpus", "", f"must be >= 0, got {args.gpus}")
     images = Images.for_registry(args.registry, args.tag)
     images = dataclasses.replace(images, gpu=args.gpu_image or images.gpu, cpu=args.cpu_image or images.cpu)
     return TaskSettings(
@@ -93,8 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    if args.gpus < 0:
-        raise cli.InputError("--gpus", "", f"must be >= 0, got {args.gpus}")
     compile_pipeline(args.output, settings_from_args(args))
     cli.log.info("wrote %s", args.output)
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from clpipe.pipelines.compile import GOLDEN
 from kfp import components
 
@@ -111,6 +112,15 @@ def test_submit_refuses_bad_parameters_before_contacting_the_server(capsys):
         == 2
     )
     assert "methods" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["compile", "submit"])
+def test_negative_gpu_count_exits_2_before_compiling(command, tmp_path, capsys):
+    out = tmp_path / "p.yaml"
+    argv = ["-o", str(out)] if command == "compile" else ["--host", "http://127.0.0.1:9", str(DEMO)]
+    assert clpipe_cli.main([command, *argv, "--gpus", "-1"]) == 2
+    assert "ERROR " + command + ": --gpus: must be >= 0, got -1" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_kfp_cli_pipeline_create_and_run_create(tmp_path):
