@@ -84,8 +84,7 @@ def pipeline_version(client, package: Path, name: str) -> tuple[str, str]:
     version_name = f"{name}-{digest}"
     pipeline_id = client.get_pipeline_id(name)
     if pipeline_id is None:
-        client.upload_pipeline(str(package), pipeline_name=name)
-        pipeline_id = client.get_pipeline_id(name)
+        pipeline_id = client.upload_pipeline(str(package), pipeline_name=name).pipeline_id
     versions = client.list_pipeline_versions(pipeline_id, page_size=100).pipeline_versions or []
     for v in versions:
         if v.display_name == version_name:
@@ -100,12 +99,14 @@ def pipeline_version(client, package: Path, name: str) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from clpipe.pipelines.pipeline import PIPELINE_NAME
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--endpoint", required=True, help="KFP API/UI address, e.g. http://127.0.0.1:8080")
     p.add_argument("--package", required=True, type=Path, help="compiled pipeline YAML (clpipe compile)")
     p.add_argument("--config", help="run parameters: a clpipe config YAML (as for clpipe run / submit)")
     p.add_argument("--param", action="append", default=[], help="key=value parameter override (repeatable)")
-    p.add_argument("--pipeline-name", default="clpipe-benchmark")
+    p.add_argument("--pipeline-name", default=PIPELINE_NAME)
     p.add_argument("--experiment", default="clpipe-smoke")
     p.add_argument("--run-name", default=f"clpipe-{time.strftime('%Y%m%d-%H%M%S')}")
     p.add_argument("--pipeline-root", help="override the namespace's defaultPipelineRoot")
@@ -126,10 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         client = kfp.Client(host=args.endpoint)
         pipeline_id, version_id = pipeline_version(client, package, args.pipeline_name)
-    try:
-        experiment = client.get_experiment(experiment_name=args.experiment)
-    except Exception:  # noqa: BLE001 - the SDK raises a bare ValueError/ApiException for "not found"
-        experiment = client.create_experiment(args.experiment)
+    experiment = client.create_experiment(args.experiment)  # kfp: get-or-create by name
     run = client.run_pipeline(
         experiment_id=experiment.experiment_id,
         job_name=args.run_name,

@@ -57,6 +57,7 @@ class FakeClient:
         self.versions[f"p-{pipeline_name}"] = [
             SimpleNamespace(display_name=pipeline_name, pipeline_version_id="v0")
         ]
+        return SimpleNamespace(pipeline_id=f"p-{pipeline_name}")
 
     def list_pipeline_versions(self, pipeline_id, page_size=10):
         return SimpleNamespace(pipeline_versions=list(self.versions[pipeline_id]))
@@ -68,10 +69,7 @@ class FakeClient:
         self.versions[pipeline_id].append(v)
         return v
 
-    def get_experiment(self, experiment_name=None):
-        raise ValueError("not found")
-
-    def create_experiment(self, name):
+    def create_experiment(self, name):  # kfp's is get-or-create by name
         return SimpleNamespace(experiment_id=f"e-{name}")
 
     def run_pipeline(self, **kwargs):
