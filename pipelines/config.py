@@ -164,8 +164,8 @@ class BenchmarkParams:
         return dataclasses.replace(self, dataset=resolve(self.dataset), conditions=conditions)
 
 
-def _field_types() -> dict[str, type]:
-    return {"int": int, "float": float, "str": str}
+#: Python types of the scalar fields by their annotation (a string under postponed annotations).
+_FIELD_TYPES: Mapping[str, type] = {"int": int, "float": float, "str": str}
 
 
 def params_from_mapping(data: Mapping, source: str) -> BenchmarkParams:
@@ -176,7 +176,7 @@ def params_from_mapping(data: Mapping, source: str) -> BenchmarkParams:
         raise InputError(source, unknown[0], f"unknown parameter; the parameters are {sorted(known)}")
     values = {}
     for name, value in data.items():
-        kind = _field_types().get(known[name].type)
+        kind = _FIELD_TYPES.get(known[name].type)
         if name == "conditions":
             if not isinstance(value, list):
                 raise InputError(source, name, "expected a list of conditions")
@@ -260,7 +260,7 @@ def add_param_arguments(parser: argparse.ArgumentParser) -> None:
             group.add_argument("--methods", metavar="M1,M2", help=HELP[f.name])
         else:
             group.add_argument(
-                f"--{f.name.replace('_', '-')}", dest=f.name, type=_field_types()[f.type], help=HELP[f.name]
+                f"--{f.name.replace('_', '-')}", dest=f.name, type=_FIELD_TYPES[f.type], help=HELP[f.name]
             )
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from clpipe.components.common import cli, storage
 from clpipe.components.common.errors import InputError
-from clpipe.components.common.image import LOCAL_REGISTRY, Images
+from clpipe.components.common.image import LOCAL_IMAGES, LOCAL_REGISTRY, Images
 from clpipe.components.common.kfp_component import TaskSettings
 
 from .config import BenchmarkParams, add_param_arguments, params_from_args
@@ -58,7 +58,7 @@ class Runner:
     """
 
     kind: str = "subprocess"
-    images: Images = Images.for_registry(LOCAL_REGISTRY)
+    images: Images = LOCAL_IMAGES
     gpus: bool = False
 
 
@@ -133,22 +133,26 @@ def _cpu_thread_share():
         del os.environ["OMP_NUM_THREADS"]
 
 
-def check_inputs(params: BenchmarkParams) -> None:
-    """Refuses missing inputs before any task starts (a task would fail on them minutes later)."""
-    inputs = [("dataset", params.dataset)] + [
+def _input_urls(params: BenchmarkParams) -> list[tuple[str, str]]:
+    """(parameter, URL) of every input the run reads: the dataset, label and pred_probs files."""
+    return [("dataset", params.dataset)] + [
         (f"conditions: {c.name}: {key}", url)
         for c in params.conditions
         for key, url in (("labels", c.labels), ("pred_probs", c.pred_probs))
         if url
     ]
-    for where, url in inputs:
+
+
+def check_inputs(params: BenchmarkParams) -> None:
+    """Refuses missing inputs before any task starts (a task would fail on them minutes later)."""
+    for where, url in _input_urls(params):
         if not storage.exists(url):
             raise InputError(url, where, "not found")
 
 
 def _local_inputs(params: BenchmarkParams) -> list[str]:
     """Local directories holding the run's inputs (dataset, label and pred_probs files)."""
-    urls = [params.dataset] + [u for c in params.conditions for u in (c.labels, c.pred_probs) if u]
+    urls = [url for _, url in _input_urls(params)]
     dirs = {os.path.abspath(u if os.path.isdir(u) else os.path.dirname(u)) for u in urls if storage.is_local(u)}
     return sorted(d for d in dirs if not any(d.startswith(other + os.sep) for other in dirs))
 
