@@ -19,7 +19,6 @@ import argparse
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,8 +26,9 @@ import torch
 from clpipe.components.common import datasets, training
 from clpipe.components.coteaching import logic
 from clpipe.components.coteaching.model import build_pair
+from timing import DATA
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10"
+SHARED = DATA / "cifar10"
 FULL_TRAIN, FULL_TEST = 50_000, 10_000
 SEED_EPOCH_S = 24.0
 
@@ -47,9 +47,8 @@ def bench(width: int, train_x, train_y, test_x, test_y, device: torch.device, ep
                                    drop_last=True, augment=training.Augment(pad=4, flip=True))
     test_loader = training.DeviceLoader(test_x, test_y, batch_size=1024, device=device, shuffle=False)
     nets = tuple(training.to_device(n, device) for n in build_pair(10, width=width, seed=0))
-    adam = {"lr": recipe.lr, "fused": True} if device.type == "cuda" else {"lr": recipe.lr}
-    optimizers = tuple(torch.optim.Adam(n.parameters(), **adam) for n in nets)
-    kwargs = {"forget_rate": recipe.forget_rate, "weights": None, "double_normalise": True}
+    optimizers = logic.adam_pair(nets, recipe.lr, device)
+    kwargs = {"forget_rate": recipe.forget_rate, "weights": None, "double_normalise": recipe.double_normalise}
     warm = training.DeviceLoader(train_x[:batch], train_y[:batch], batch_size=batch, device=device,
                                  shuffle=False, drop_last=True)
     logic.train_epoch(nets, optimizers, warm, **kwargs)  # allocations, cuDNN autotuning

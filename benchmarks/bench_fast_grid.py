@@ -26,8 +26,11 @@ import sys
 import time
 from pathlib import Path
 
+from clpipe.pipelines.config import load_config
+from timing import DATA
+
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+FAST_CONFIG = REPO / "pipelines" / "configs" / "table2-fast.yaml"
 CLEAN_LABELS = DATA / "cl-reproduce" / "cifar10_noisy_labels__frac_zero_noise_rates__0.0__noise_amount__0.0.json.gz"
 PUBLISHED_CLEAN_OOS = 0.8575
 SEED_GPU_HOURS = 230.0
@@ -60,21 +63,17 @@ def clean_cv(out: Path, n_folds: int = 4) -> tuple[float, float]:
 
 def grid(out: Path, conditions: list[str]) -> float:
     """Wall seconds of the fast preset (optionally restricted to some conditions)."""
-    args = ["run", "pipelines/configs/table2-fast.yaml", "--output", str(out / "grid")]
+    args = ["run", str(FAST_CONFIG.relative_to(REPO)), "--output", str(out / "grid")]
     if conditions:
-        config = (REPO / "pipelines" / "configs" / "table2-fast.yaml").read_text()
+        known = {c["name"]: c for c in load_config(str(FAST_CONFIG))["conditions"]}
         for name in conditions:
-            if f"name: {name}," not in config:
-                raise SystemExit(f"unknown condition {name!r} (see pipelines/configs/table2-fast.yaml)")
-        args += [a for name in conditions for a in ("--condition", _condition_flag(name))]
+            if name not in known:
+                raise SystemExit(f"unknown condition {name!r} (see {FAST_CONFIG.relative_to(REPO)})")
+        flags = (",".join(f"{k}={v}" for k, v in known[name].items()) for name in conditions)
+        args += [a for flag in flags for a in ("--condition", flag)]
     start = time.perf_counter()
     clpipe(*args)
     return time.perf_counter() - start
-
-
-def _condition_flag(name: str) -> str:
-    noise, sparsity = name[1:].split("-s")
-    return f"name={name},noise={noise},sparsity={sparsity},seed=0"
 
 
 def cells(out: Path) -> list[dict]:

@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from pathlib import Path
 
 import torch
 
 from clpipe.components.common import datasets, training
 from clpipe.components.fold_trainer import logic
+from timing import DATA
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10"
+SHARED = DATA / "cifar10"
 FOLD_TRAIN_IMAGES = 37_500
 SEED_FOLD_HOURS = 2.5
 

@@ -14,16 +14,15 @@ import logging
 import os
 import platform
 import tempfile
-from pathlib import Path
 
 import numpy as np
 
 from clpipe.components.common.labels import load_labels_in_file_order
 from clpipe.components.mask_generator.cli import main as make_masks_cli
 from clpipe.components.mask_generator.logic import COMPAT_2021, make_masks
-from timing import median_seconds
+from timing import DATA, median_seconds
 
-CL_REPRODUCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cl-reproduce"
+CL_REPRODUCE = DATA / "cl-reproduce"
 CONDITIONS = [(s, n) for s in ("0.0", "0.2", "0.4", "0.6") for n in ("0.2", "0.4", "0.6")] + [("0.0", "0.0")]
 MODES = {"cleanlab-2.9": None, "cleanlab-2021": COMPAT_2021}
 

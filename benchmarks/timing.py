@@ -1,10 +1,14 @@
-"""Timing helper shared by the benchmark scripts (run as ``python benchmarks/<script>.py``)."""
+"""Timing and data location shared by the benchmark scripts (run as ``python benchmarks/<script>.py``)."""
 
 from __future__ import annotations
 
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+#: ../shared/data next to the repository (never copied into it).
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:

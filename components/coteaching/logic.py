@@ -715,8 +715,7 @@ def train_coteaching(
     nets = build_pair(num_classes, width=recipe.cnn_width, dropout=recipe.dropout,
                       dropout_at_eval=recipe.eval_dropout, seed=init_seed)
     nets = tuple(training.to_device(net, device) for net in nets)
-    adam = {"lr": recipe.lr, "fused": True} if device.type == "cuda" else {"lr": recipe.lr}
-    optimizers = tuple(torch.optim.Adam(net.parameters(), **adam) for net in nets)
+    optimizers = adam_pair(nets, recipe.lr, device)
 
     forget_rates = forget_rate_schedule(recipe.epochs, recipe.forget_rate, recipe.num_gradual,
                                         recipe.exponent)
@@ -860,6 +859,12 @@ def _check_arrays(train_images, given_labels, test_images, test_labels, true_lab
         raise InputError("test dataset", "exact", f"{len(test_exact)} flags for {len(test_labels)} images")
     if len(test_labels) == 0:
         raise InputError("test dataset", "", "has no images")
+
+
+def adam_pair(nets: tuple[nn.Module, nn.Module], lr: float, device: torch.device) -> tuple[torch.optim.Adam, ...]:
+    """One Adam per network, as the official code; the fused kernel on CUDA (same update, fewer launches)."""
+    fused = {"fused": True} if device.type == "cuda" else {}
+    return tuple(torch.optim.Adam(net.parameters(), lr=lr, **fused) for net in nets)
 
 
 def _rng_state(loader: training.DeviceLoader, device: torch.device) -> dict:
