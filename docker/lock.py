@@ -41,12 +41,14 @@ TARGET_ENV = {
 }
 
 
+#: Marker environment of the images' interpreter (computed once, not per requirement).
+_MARKER_ENV = {**default_environment(), **TARGET_ENV, "python_full_version": "3.11.2"}
+
+
 def _marker_ok(req: Requirement, extras: frozenset[str]) -> bool:
     if req.marker is None:
         return True
-    env = {**default_environment(), **TARGET_ENV}
-    env["python_full_version"] = "3.11.2"
-    return any(req.marker.evaluate({**env, "extra": e}) for e in (extras or {""}) | {""})
+    return any(req.marker.evaluate({**_MARKER_ENV, "extra": e}) for e in extras | {""})
 
 
 def _installed(name: str) -> md.Distribution:

@@ -31,7 +31,8 @@ _PLATFORMS = (
     | {f"manylinux{v}_x86_64" for v in ("1", "2010", "2014")}
     | {f"manylinux_2_{minor}_x86_64" for minor in range(5, 37)}
 )
-_INTERPRETERS = {"py3", "py2.py3", "cp311", "cp3"} | {f"cp3{m}" for m in range(2, 12)}
+#: CPython 3.2-3.11 tags (stable-ABI wheels name the oldest); pure "py3*" tags are matched by prefix.
+_INTERPRETERS = {"cp3"} | {f"cp3{m}" for m in range(2, 12)}
 
 
 def _compatible(tags: frozenset[Tag]) -> bool:
