@@ -43,11 +43,10 @@ import numpy as np
 from ..common.errors import InputError
 from ..common.labels import labels_fingerprint
 from ..fold_combiner.logic import FoldOutput, combine_folds
+from ..mask_generator.logic import ROW_SUM_ATOL
 
 #: Step of the seed's grid of noise amounts (``np.arange(0, 1, 0.2)``); see :func:`seed_trace`.
 SEED_NOISE_STEP = 0.2
-#: Allowed |row sum - 1| of given pred_probs: the seed's float16 ``pyx`` rows sum to 0.986-1.0004.
-GIVEN_PRED_PROBS_SUM_ATOL = 0.02
 #: A condition name becomes a directory and a column title: keep it to a safe alphabet.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
@@ -317,9 +316,10 @@ def given_pred_probs(
     """Pre-computed pred_probs of the whole split -> the fold combiner's output for the view.
 
     The rows of the view are taken out and checked by the fold combiner's own checks (one
-    "fold" holding every row: finite, non-negative, rows summing to 1 within
-    :data:`GIVEN_PRED_PROBS_SUM_ATOL`), so the result has exactly the combiner's contract
-    (``pred_probs``, ``labels``, ``summary`` with the confusion matrix). The dtype is kept:
+    "fold" holding every row: finite, non-negative, rows summing to 1 within the tolerance
+    of make-masks, which reads them: :data:`~..mask_generator.logic.ROW_SUM_ATOL`), so the
+    result has exactly the combiner's contract (``pred_probs``, ``labels``, ``summary`` with
+    the confusion matrix). The dtype is kept:
     the mask generator's results depend on it (float16 ties).
 
     Args:
@@ -352,6 +352,6 @@ def given_pred_probs(
             "labels_fingerprint": labels_fingerprint(view_labels),
         },
     )
-    combined = combine_folds([block], sum_atol=GIVEN_PRED_PROBS_SUM_ATOL)
+    combined = combine_folds([block], sum_atol=ROW_SUM_ATOL)
     combined.summary.update(stage="given-pred-probs", source="given", url=source, n_folds=0, folds=[])
     return combined
