@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from clpipe.components.common import datasets, training
-from clpipe.components.coteaching import logic
-from clpipe.components.coteaching.model import build_pair
+from clpipe.components.coteach import logic
+from clpipe.components.coteach.model import build_pair
 from timing import DATA
 
 SHARED = DATA / "cifar10"

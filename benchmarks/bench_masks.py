@@ -18,8 +18,8 @@ import tempfile
 import numpy as np
 
 from clpipe.components.common.labels import load_labels_in_file_order
-from clpipe.components.mask_generator.cli import main as make_masks_cli
-from clpipe.components.mask_generator.logic import COMPAT_2021, make_masks
+from clpipe.components.make_masks.cli import main as make_masks_cli
+from clpipe.components.make_masks.logic import COMPAT_2021, make_masks
 from timing import DATA, median_seconds
 
 CL_REPRODUCE = DATA / "cl-reproduce"

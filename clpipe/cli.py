@@ -14,11 +14,11 @@ from clpipe import __version__
 
 #: subcommand -> (module with ``main(argv) -> int``, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "fold-train": ("clpipe.components.fold_trainer.cli", "train one cross-validation fold, write its out-of-sample pred_probs"),
-    "combine-folds": ("clpipe.components.fold_combiner.cli", "join K fold outputs into one N x K pred_probs matrix"),
-    "make-masks": ("clpipe.components.mask_generator.cli", "confident-learning keep-masks, one per method"),
-    "coteach": ("clpipe.components.coteaching.cli", "Co-Teaching on the kept examples, test accuracy per epoch"),
-    "data": ("clpipe.components.datasets.cli", "dataset helpers (export-imagefolder, subset, info)"),
+    "fold-train": ("clpipe.components.fold_train.cli", "train one cross-validation fold, write its out-of-sample pred_probs"),
+    "combine-folds": ("clpipe.components.combine_folds.cli", "join K fold outputs into one N x K pred_probs matrix"),
+    "make-masks": ("clpipe.components.make_masks.cli", "confident-learning keep-masks, one per method"),
+    "coteach": ("clpipe.components.coteach.cli", "Co-Teaching on the kept examples, test accuracy per epoch"),
+    "data": ("clpipe.data", "dataset helpers (export-imagefolder, subset, info)"),
     "noisy-labels": ("clpipe.components.noisy_labels.cli", "one condition's noisy labels (generated or given), given pred_probs"),
     "report": ("clpipe.components.report.cli", "per-condition results and the Table-2 report (Markdown, HTML, CSV, plots)"),
     "compile": ("clpipe.pipelines.compile", "compile the pipeline to KFP v2 YAML"),

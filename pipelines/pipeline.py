@@ -18,7 +18,7 @@ Why the branches meet through a *parameter*: both branch tasks return their outp
 the mask generator reads ``dsl.OneOf`` of those strings with fsspec. ``dsl.OneOf`` of
 *artifacts* does not run under ``kfp.local`` 2.17.3 ("Expected 1 artifact in
 ArtifactSelectorSpec. Got: 2") and fails on the KFP 2.16 backend (kubeflow/pipelines#13436),
-while ``dsl.OneOf`` of parameters runs locally (tests/local) -- so the same definition runs
+while ``dsl.OneOf`` of parameters runs locally (tests/e2e) -- so the same definition runs
 on a cluster and on one machine. Loop bodies take only sub-pipeline inputs and artifacts,
 never an upstream *parameter* output, which kfp.local 2.17.3 replaces by the loop item
 (``../shared/notes/kfp.md`` section 4).
@@ -27,10 +27,10 @@ never an upstream *parameter* output, which kfp.local 2.17.3 replaces by the loo
 import dataclasses
 
 from clpipe.components.common.kfp_component import TaskSettings, cpu_task, gpu_task
-from clpipe.components.coteaching.component import coteach
-from clpipe.components.fold_combiner.component import combine_folds
-from clpipe.components.fold_trainer.component import fold_train, plan_folds
-from clpipe.components.mask_generator.component import make_masks
+from clpipe.components.coteach.component import coteach
+from clpipe.components.combine_folds.component import combine_folds
+from clpipe.components.fold_train.component import fold_train, plan_folds
+from clpipe.components.make_masks.component import make_masks
 from clpipe.components.noisy_labels.component import given_pred_probs, noisy_labels
 from clpipe.components.report.component import condition_results, report
 from kfp import dsl

@@ -30,7 +30,7 @@ from ..common import cli, storage
 from ..common.datasets import open_split, subset_rows
 from ..common.errors import InputError
 from ..common.labels import LABELS_FILE, labels_url, load_labels
-from ..fold_combiner.cli import write_combined
+from ..combine_folds.cli import write_combined
 from . import logic
 
 

@@ -14,7 +14,7 @@ exactly as the seed did (``../shared/data/cl-reproduce/README.md``)::
                                                     valid_noise_matrix=True, seed=seed)
     np.random.seed(seed); noisy = generate_noisy_labels(true_labels, noise_matrix)
 
-With seed 0 this reproduces the published label files bit for bit (tests/unit/noisy_labels).
+With seed 0 this reproduces the published label files bit for bit (tests/noisy_labels).
 The *true* labels are the dataset's own labels (the class folders of the seed's CIFAR-10).
 
 **The trace quirk.** The seed's noise amounts came from ``np.arange(0, 1, 0.2)``, where 0.6 is
@@ -42,8 +42,8 @@ import numpy as np
 
 from ..common.errors import InputError
 from ..common.labels import labels_fingerprint
-from ..fold_combiner.logic import FoldOutput, combine_folds
-from ..mask_generator.logic import ROW_SUM_ATOL
+from ..combine_folds.logic import FoldOutput, combine_folds
+from ..make_masks.logic import ROW_SUM_ATOL
 
 #: Step of the seed's grid of noise amounts (``np.arange(0, 1, 0.2)``); see :func:`seed_trace`.
 SEED_NOISE_STEP = 0.2
@@ -317,7 +317,7 @@ def given_pred_probs(
 
     The rows of the view are taken out and checked by the fold combiner's own checks (one
     "fold" holding every row: finite, non-negative, rows summing to 1 within the tolerance
-    of make-masks, which reads them: :data:`~..mask_generator.logic.ROW_SUM_ATOL`), so the
+    of make-masks, which reads them: :data:`~..make_masks.logic.ROW_SUM_ATOL`), so the
     result has exactly the combiner's contract (``pred_probs``, ``labels``, ``summary`` with
     the confusion matrix). The dtype is kept:
     the mask generator's results depend on it (float16 ties).

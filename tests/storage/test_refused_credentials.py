@@ -5,7 +5,7 @@ import uuid
 import numpy as np
 import pytest
 from clpipe.components.common import storage
-from clpipe.components.mask_generator.cli import main as make_masks
+from clpipe.components.make_masks.cli import main as make_masks
 
 pytestmark = pytest.mark.storage
 

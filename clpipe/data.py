@@ -1,0 +1,110 @@
+"""``clpipe data``: dataset helpers.
+
+- ``export-imagefolder``: write the seed's ImageFolder layout
+  ``OUT/<split>/<class>/<id>_<class>.png`` from an ``.npz`` dataset, so rows follow the
+  published ``pred_probs``/mask row order.
+- ``subset``: a class-stratified subset as a small ``.npz`` that keeps the original file
+  ids (so label files still match), optionally with the matching labels as seed JSON.
+- ``info``: classes, sizes and fingerprint of a dataset's splits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from clpipe.components.common import cli, storage
+from clpipe.components.common.datasets import SPLITS, Split, export_imagefolder, open_split, subset_rows
+from clpipe.components.common.errors import InputError
+from clpipe.components.common.labels import load_labels
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="clpipe data", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ex = sub.add_parser("export-imagefolder", help="write OUT/<split>/<class>/<id>_<class>.png")
+    ex.add_argument("--dataset", required=True, help=".npz, ImageFolder root, or directory with *train/*test.npz")
+    ex.add_argument("--out", required=True, help="ImageFolder root to write (path or URL)")
+    ex.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
+    cli.add_subset_arguments(ex)
+
+    sb = sub.add_parser("subset", help="class-stratified subset as .npz (original file ids kept)")
+    sb.add_argument("--dataset", required=True)
+    sb.add_argument("--split", choices=SPLITS, default="train")
+    sb.add_argument("--per-class", type=int, required=True, help="images per class")
+    sb.add_argument("--seed", type=int, default=0)
+    sb.add_argument("--out", required=True, help="output .npz (path or URL)")
+    sb.add_argument("--labels", help="a label file of the whole split to subset too")
+    sb.add_argument("--labels-out", help="where to write the subset's labels (seed JSON, file -> label)")
+
+    info = sub.add_parser("info", help="print classes, sizes and fingerprints as JSON")
+    info.add_argument("dataset")
+    for q in (ex, sb, info):
+        q.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def _export(args: argparse.Namespace) -> None:
+    for split_name in args.splits:
+        split = open_split(args.dataset, split_name)
+        if split_name == "train":
+            split = split.take(subset_rows(split.labels, args.subset_per_class, args.subset_seed))
+        n = export_imagefolder(split, args.out, split_name)
+        cli.log.info("wrote %d %s images under %s", n, split_name, storage.join(args.out, split_name))
+
+
+def subset_npz_bytes(split: Split) -> bytes:
+    """An ``.npz`` of ``split`` that names its rows exactly as the original does."""
+    ids = np.array([int(name.split("/")[-1].split("_")[0]) for name in split.names])
+    arrays = {"images": split.images(), "labels": split.labels, "ids": ids, "classes": np.array(split.classes)}
+    if split.exact is not None:
+        arrays["exact"] = split.exact
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def _subset(args: argparse.Namespace) -> None:
+    split = open_split(args.dataset, args.split)
+    rows = subset_rows(split.labels, args.per_class, args.seed)
+    given = load_labels(args.labels, split)[rows] if args.labels else None
+    small = split.take(rows)
+    storage.write_bytes(args.out, subset_npz_bytes(small))
+    if given is not None and args.labels_out:
+        storage.save_json(args.labels_out, {f"{args.split}/{name}": int(y) for name, y in zip(small.names, given)})
+    cli.log.info("wrote %d of %d %s images to %s", len(small), len(split), args.split, args.out)
+
+
+def _info(args: argparse.Namespace) -> None:
+    report = {}
+    for split_name in SPLITS:
+        try:
+            split = open_split(args.dataset, split_name)
+        except InputError as e:  # a dataset may have only one split
+            report[split_name] = {"error": str(e)}
+            continue
+        report[split_name] = {
+            "source": split.source,
+            "n_examples": len(split),
+            "classes": list(split.classes),
+            "per_class": np.bincount(split.labels, minlength=split.num_classes).tolist(),
+            "fingerprint": split.fingerprint(),
+            "n_exact": None if split.exact is None else int(split.exact.sum()),
+        }
+    json.dump(report, sys.stdout, indent=2)
+    print()
+
+
+def run(args: argparse.Namespace) -> None:
+    {"export-imagefolder": _export, "subset": _subset, "info": _info}[args.command](args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.run_stage("data", build_parser(), argv, run)

@@ -1,1 +1,0 @@
-"""Dataset helpers: export to the seed's ImageFolder layout, subsets, info."""

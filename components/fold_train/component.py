@@ -1,0 +1,67 @@
+"""KFP components of the fold trainer: the fold list (CPU image) and one fold (GPU image)."""
+
+from kfp.dsl import Dataset, Input, Output
+
+from ..common.kfp_component import stage_component
+
+
+@stage_component("cpu")
+def plan_folds(n_folds: int) -> list[int]:
+    """The folds 0 .. n_folds-1 the cross-validation loop runs over."""
+    from clpipe.components.common.errors import InputError
+
+    if n_folds < 2:
+        raise InputError("n_folds", "", f"must be >= 2, got {n_folds}")
+    return list(range(n_folds))
+
+
+@stage_component("gpu")
+def fold_train(
+    dataset: str,
+    labels: Input[Dataset],
+    fold: int,
+    n_folds: int,
+    arch: str,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    stratify_by: str,
+    subset_per_class: int,
+    subset_seed: int,
+    fold_out: Output[Dataset],
+):
+    """Trains on K-1 folds and predicts the held-out fold (clpipe fold-train).
+
+    epochs, batch_size 0 = the architecture's recipe. Uses the GPU when one is visible.
+    """
+    from clpipe.components.common.kfp_component import override_flags, run_cli
+    from clpipe.components.fold_train import cli
+    from clpipe.components.common.labels import labels_url
+
+    run_cli(
+        cli.main,
+        [
+            "--dataset",
+            dataset,
+            "--labels",
+            labels_url(labels.path),
+            "--fold",
+            fold,
+            "--n-folds",
+            n_folds,
+            "--arch",
+            arch,
+            "--seed",
+            seed,
+            "--stratify-by",
+            stratify_by,
+            "--subset-per-class",
+            subset_per_class,
+            "--subset-seed",
+            subset_seed,
+            *override_flags({"--epochs": epochs, "--batch-size": batch_size}),
+            "--no-progress",
+            "--out",
+            fold_out.path,
+        ],
+    )
