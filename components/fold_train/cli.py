@@ -7,13 +7,11 @@ Writes ``--out DIR`` with ``indices.npy``, ``pred_probs.npy``, ``labels.npy`` an
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
-import numpy as np
-
-from ..common import cli, storage, training
-from ..common.labels import LABELS_FILE
+from ..common import cli, training
+from ..common.artifacts import FoldOutput
+from ..common.labels import open_train_view
 from . import logic
 from .models import ARCHS
 
@@ -42,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     device = training.select_device(args.device)
     recipe = logic.resolve_recipe(args.arch, args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
-    view, given = cli.open_train_view(args.dataset, args.labels, args.subset_per_class, args.subset_seed)
+    view, given = open_train_view(args.dataset, args.labels, args.subset_per_class, args.subset_seed)
     result = logic.train_fold(
         view.images(), given, fold=args.fold, n_folds=args.n_folds, seed=args.seed, arch=args.arch,
         recipe=recipe, stratify_labels=view.labels if args.stratify_by == "dataset" else None,
@@ -58,11 +56,7 @@ def run(args: argparse.Namespace) -> None:
 
 def write_fold(out: str, result: logic.FoldResult) -> None:
     """Publishes one fold's output directory (all files or none)."""
-    with storage.staged_output(out) as tmp:
-        storage.save_npy(os.path.join(tmp, "indices.npy"), result.indices)
-        storage.save_npy(os.path.join(tmp, "pred_probs.npy"), result.pred_probs.astype(np.float32))
-        storage.save_npy(os.path.join(tmp, LABELS_FILE), result.labels)
-        storage.save_json(os.path.join(tmp, "metrics.json"), result.metrics)
+    FoldOutput(out, result.indices, result.pred_probs, result.labels, result.metrics).write(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

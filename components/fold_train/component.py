@@ -36,7 +36,7 @@ def fold_train(
     """
     from clpipe.components.common.kfp_component import override_flags, run_cli
     from clpipe.components.fold_train import cli
-    from clpipe.components.common.labels import labels_url
+    from clpipe.components.common.artifacts import labels_url
 
     run_cli(
         cli.main,

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from ..common import training
 from ..common.errors import InputError
-from ..common.labels import labels_fingerprint
+from ..common.checks import fingerprint
 from .models import ARCHS, AirbenchNet, build_model
 
 log = logging.getLogger(__name__)
@@ -219,7 +219,7 @@ def train_fold(
         "images_per_s": images_seen / train_time if train_time > 0 else None,
         "device": training.device_name(device),
         "torch_version": torch.__version__,
-        "labels_fingerprint": labels_fingerprint(labels),
+        "labels_fingerprint": fingerprint(labels),
     }
     log.info("fold %d/%d: held-out accuracy vs given labels %.4f, %.1f s training (%.0f images/s)",
              fold, n_folds, accuracy, train_time, metrics["images_per_s"] or 0)
