@@ -1,46 +1,60 @@
-"""Image-classification datasets in the seed's two formats, always in ImageFolder row order.
+"""Image-classification datasets, any source, always in ImageFolder row order.
 
 Vocabulary used across clpipe: a dataset *split* (``train`` or ``test``) has N images of
-32x32x3 uint8 and K classes. Row ``i`` of every per-example array (given labels,
-``pred_probs``, keep-masks) refers to row ``i`` of the split in **ImageFolder order**:
-classes sorted by name, then files sorted by file name *as a string*
+R x R x 3 uint8 (R = the training resolution; 32 for CIFAR-10) and K classes with names.
+Row ``i`` of every per-example array (given labels, ``pred_probs``, keep-masks, label
+issues) refers to row ``i`` of the split in **ImageFolder order**: classes sorted by name
+(label k = the k-th name), then rows sorted by their name *as a string*
 (``10008_airplane.png`` before ``1000_airplane.png``). That is the order of the seed's
-published ``pred_probs`` and masks (``../shared/data/cl-reproduce/README.md``).
+published ``pred_probs`` and masks (``../shared/data/cl-reproduce/README.md``), and it is
+what keeps a row's identity through folds, masks and reports.
 
-Two formats are read:
+Sources (a dataset URL names one split, or a root holding ``train`` and optionally ``test``):
 
-(a) ImageFolder: ``ROOT/<split>/<class>/<file>.png`` (the seed's layout);
-(b) ``.npz`` with ``images`` (N, 32, 32, 3) uint8 and ``labels`` (N,), optionally ``ids``
-    (the number in each file name, default ``0..N-1``) and ``classes``/``label_names``
-    (default: the CIFAR-10 names when there are at most 10 classes). Its rows are given
-    the seed's file names ``<class>/<id>_<class>.png`` and reordered into ImageFolder
-    order, so an ``.npz`` of the official CIFAR-10 order lines up with the published files.
+(a) ImageFolder ``ROOT/<split>/<class>/<file>``: PNG, JPEG, WebP, ... of any size and mode
+    (:mod:`.image_files`, :mod:`.imaging`);
+(b) a manifest ``.csv``/``.jsonl`` (image path or URL, label as class name or integer id),
+    or ``ROOT/*<split>.csv``/``*<split>.jsonl`` (:mod:`.image_files`);
+(c) ``.npz`` with ``images`` (N, S, S, 3) uint8 and ``labels`` (N,), optionally
+    ``classes``/``label_names`` (K,) strings, ``names`` (N,) row names, ``image_size`` (S)
+    and ``exact``. Without ``image_size`` the images must be 32x32 (the seed's CIFAR-10
+    files). Without ``names`` rows get the seed's names ``<class>/<id>_<class>.png`` (ids
+    from ``ids``, default ``0..N-1``), so an ``.npz`` of the official CIFAR-10 order lines up
+    with the published files. ``clpipe data pack`` writes this form (the in-memory path);
+(d) packed shards for datasets larger than memory (:mod:`.shards`, ``clpipe data pack
+    --format shards``), streamed to the trainers.
 
-A dataset URL is a ``.npz`` file (one split), an ImageFolder root with ``train/`` and
-``test/``, or a directory holding ``*train.npz`` and ``*test.npz`` (like
-``../shared/data/cifar10``). Images are decoded lazily: stages that only need file names
-and labels (masks, noisy labels) never read pixels.
+Images are decoded lazily: stages that only need names and labels (masks, noisy labels)
+never read pixels. A ``resolution`` R resizes and centre-crops every image to R x R when it
+is decoded (:func:`~.imaging.decode_image`); without one, images keep their size, which
+must then be the same for all (CIFAR-10 stays bit for bit what it is at its native 32 px).
+Class names come from the folders, the manifest or the ``.npz`` and are kept everywhere;
+the ``test`` split of a root uses the ``train`` split's classes, so a class index means the
+same in both.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import os
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import storage
+from . import image_files, storage
 from .checks import fingerprint
 from .errors import InputError
+from .imaging import check_resolution
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )
 SPLITS = ("train", "test")
+#: Image shape of an ``.npz`` without ``image_size``: the seed's CIFAR-10 files.
 IMAGE_SHAPE = (32, 32, 3)
+#: Fewest and most classes a dataset may have.
+MIN_CLASSES, MAX_CLASSES = 2, 1000
 
 
 @dataclass(frozen=True)
@@ -49,12 +63,14 @@ class Split:
 
     Attributes:
         source: URL the split was read from.
-        names: (N,) file keys ``"<class>/<file>"``, the keys of the seed's label JSON.
-        labels: (N,) int64 dataset labels, i.e. the class folder (for the seed's noisy
-            CIFAR-10 these are the *true* labels).
-        classes: The K class names; label ``k`` is ``classes[k]``.
+        names: (N,) row names: ``"<class>/<file>"`` (the keys of the seed's label JSON) for
+            ImageFolders and ``.npz`` files, the image path as written for a manifest.
+        labels: (N,) int64 dataset labels, i.e. the class folder or the manifest's label (for
+            the seed's noisy CIFAR-10 these are the *true* labels).
+        classes: The K class names, sorted; label ``k`` is ``classes[k]``.
         exact: (N,) bool or None; for ``../shared/data/cifar10`` test rows that carry the
             official pixels (the rest are a JPEG approximation).
+        files: (N,) path or URL of each row's image file, or None (an ``.npz``).
     """
 
     source: str
@@ -64,6 +80,7 @@ class Split:
     exact: np.ndarray | None = None
     _order: np.ndarray = field(default=None, repr=False)  # rows of the stored images
     _load_images: Callable[[], np.ndarray] = field(default=None, repr=False)
+    files: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -73,7 +90,7 @@ class Split:
         return len(self.classes)
 
     def images(self) -> np.ndarray:
-        """(N, 32, 32, 3) uint8 pixels, decoded on first use (never for label-only stages)."""
+        """(N, R, R, 3) uint8 pixels, decoded on first use (never for label-only stages)."""
         return self._load_images()[self._order]
 
     def take(self, rows: np.ndarray) -> Split:
@@ -87,6 +104,7 @@ class Split:
             exact=None if self.exact is None else self.exact[rows],
             _order=self._order[rows],
             _load_images=self._load_images,
+            files=None if self.files is None else self.files[rows],
         )
 
     def fingerprint(self) -> str:
@@ -119,156 +137,221 @@ def subset_rows(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
+def check_examples_per_class(labels: np.ndarray, classes: tuple[str, ...], minimum: int, source: str,
+                             why: str) -> None:
+    """Every class must have at least ``minimum`` rows (e.g. K-fold cross-validation needs K).
+
+    The error names the classes by name, with their counts, and says ``why``.
+    """
+    counts = np.bincount(labels, minlength=len(classes))
+    short = np.flatnonzero(counts < minimum)
+    if len(short):
+        listed = ", ".join(f"{classes[k]!r} has {counts[k]}" for k in short[:5])
+        more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+        raise InputError(source, "labels", f"{len(short)} class(es) have fewer than {minimum} examples "
+                         f"({listed}{more}); {why}")
+
+
 def resolve_split_url(url: str, split: str) -> str:
-    """The URL of one split: the ``.npz`` itself, ``ROOT/<split>/`` or ``DIR/*<split>.npz``."""
+    """The URL of one split: an ``.npz``/manifest/shards itself, ``ROOT/<split>/`` or ``ROOT/*<split>.<ext>``."""
+    from . import shards
+
     if split not in SPLITS:
         raise InputError("split", "", f"must be one of {SPLITS}, got {split!r}")
-    if url.endswith(".npz"):
+    if url.endswith(".npz") or image_files.is_manifest(url):
         return url
     if not storage.isdir(url):
-        raise InputError(url, "", "not found, or neither a .npz file nor a directory")
+        raise InputError(url, "", "not found, or neither a .npz file, a manifest (.csv, .jsonl) nor a directory")
+    if shards.is_shards(url):
+        return url
     entries = storage.listdir(url)
     if split in entries and storage.isdir(storage.join(url, split)):
         return storage.join(url, split)
-    npz = [e for e in entries if e.endswith(f"{split}.npz")]
-    if len(npz) == 1:
-        return storage.join(url, npz[0])
+    endings = (".npz", *image_files.MANIFEST_ENDINGS)
+    files = [e for e in entries if any(e.lower().endswith(f"{split}{end}") for end in endings)]
+    if len(files) == 1:
+        return storage.join(url, files[0])
     raise InputError(
         url, split,
-        f"expected an ImageFolder root with '{split}/' or exactly one '*{split}.npz', "
-        f"found {len(npz)} such .npz files among {entries[:10]}",
+        f"expected an ImageFolder root with '{split}/' or exactly one '*{split}.npz', '*{split}.csv' or "
+        f"'*{split}.jsonl', found {len(files)} such files among {entries[:10]}",
     )
 
 
-def open_split(url: str, split: str = "train") -> Split:
-    """Opens one split of the dataset at ``url`` (see the module docstring for forms)."""
+def open_split(url: str, split: str = "train", *, resolution: int | None = None) -> Split:
+    """Opens one split of the dataset at ``url`` (see the module docstring for the forms).
+
+    Args:
+        url: The dataset (path or URL).
+        split: ``train`` or ``test``.
+        resolution: Resize and centre-crop every image to this many pixels square when it is
+            decoded; None keeps the stored size (which must then be the same for all images).
+    """
+    from . import shards
+
+    check_resolution(resolution)
     split_url = resolve_split_url(url, split)
     if split_url.endswith(".npz"):
-        return _open_npz(split_url)
-    return _open_imagefolder(split_url)
+        opened = _open_npz(split_url, resolution)
+    elif split_url == url and shards.is_shards(url):
+        opened = shards.open_shards(url, resolution)
+    else:
+        known = _train_classes(url) if split != "train" and split_url != url else None
+        listing = (image_files.read_manifest(split_url, known) if image_files.is_manifest(split_url)
+                   else image_files.list_imagefolder(split_url, known))
+        opened = _from_listing(listing, resolution)
+    _check_class_count(opened)
+    return opened
 
 
-# --- (b) .npz ---------------------------------------------------------------------------
+def _train_classes(root: str) -> tuple[str, ...] | None:
+    """The train split's classes of a root, which the test split must use (None: no train split)."""
+    try:
+        train_url = resolve_split_url(root, "train")
+    except InputError:
+        return None
+    if train_url.endswith(".npz"):
+        return None
+    listing = (image_files.read_manifest(train_url) if image_files.is_manifest(train_url)
+               else image_files.list_imagefolder(train_url))
+    return listing.classes
 
-def _npz_classes(npz: np.lib.npyio.NpzFile, labels: np.ndarray) -> tuple[str, ...]:
+
+def _check_class_count(split: Split) -> None:
+    if not MIN_CLASSES <= split.num_classes <= MAX_CLASSES:
+        raise InputError(split.source, "classes", f"{split.num_classes} classes; clpipe needs between "
+                         f"{MIN_CLASSES} and {MAX_CLASSES}")
+
+
+def _from_listing(listing: image_files.Listing, resolution: int | None) -> Split:
+    files = listing.files
+
+    def load_images() -> np.ndarray:
+        return image_files.decode_files(files, resolution)
+
+    return Split(listing.source, listing.names, listing.labels, listing.classes, None,
+                 np.arange(len(listing.names)), _memoize(load_images), files=files)
+
+
+# --- (c) .npz ---------------------------------------------------------------------------------------
+
+
+def _npz_array(npz: np.lib.npyio.NpzFile, key: str, url: str) -> np.ndarray:
+    """One array of an open ``.npz``, every way of being unreadable as an InputError naming it."""
+    try:
+        return npz[key]
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise InputError(url, key, "stored as an object array (pickled); store it as a numeric or "
+                             "string array, e.g. np.array(names, dtype=str)") from None
+        raise InputError(url, key, f"not a readable array ({e})") from None
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
+        raise InputError(url, key, f"cannot be read: the .npz is damaged ({type(e).__name__}: {e})") from None
+
+
+def _npz_classes(npz: np.lib.npyio.NpzFile, labels: np.ndarray, url: str) -> tuple[str, ...]:
+    """Stored class names, or (none stored) the CIFAR-10 names for <= 10 classes, else zero-padded ids.
+
+    Without stored names the labels must use every id from 0 to their maximum: a gap means the
+    labels and the class count disagree (a label 12 among 10 classes), which is refused rather
+    than turned into classes with no examples.
+    """
     for key in ("classes", "label_names"):
         if key in npz.files:
-            return tuple(str(c) for c in npz[key].tolist())
+            names = _npz_array(npz, key, url)
+            if names.ndim != 1 or not (names.dtype.kind in "US" or np.issubdtype(names.dtype, np.integer)):
+                raise InputError(url, key, f"expected a 1-D array of class names, got {names.dtype} {names.shape}")
+            classes = tuple(str(c) for c in names.tolist())
+            if len(set(classes)) != len(classes):
+                raise InputError(url, key, "class names repeat")
+            return classes
     k = int(labels.max()) + 1 if len(labels) else 0
     if k <= len(CIFAR10_CLASSES):
         return CIFAR10_CLASSES
+    missing = np.flatnonzero(np.bincount(labels, minlength=k) == 0)
+    if len(missing):
+        raise InputError(url, "labels", f"values 0..{k - 1} without a 'classes' array, but class id(s) "
+                         f"{missing[:10].tolist()} have no examples: store the class names as 'classes' "
+                         "(then labels index into them) or relabel to 0..K-1")
     width = len(str(k - 1))
     return tuple(str(i).zfill(width) for i in range(k))
 
 
-def _open_npz(url: str) -> Split:
+def _open_npz(url: str, resolution: int | None) -> Split:
     path = storage.local_copy(url)
     try:
         npz = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise InputError(url, "", f"not a readable .npz file ({e})") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise InputError(url, "", f"not a readable .npz file ({type(e).__name__}: {e})") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise InputError(url, "", "a single .npy array, not an .npz with 'images' and 'labels'")
     for key in ("images", "labels"):
         if key not in npz.files:
             raise InputError(url, key, f"missing array; the file has {npz.files}")
-    labels = npz["labels"]
+    labels = _npz_array(npz, "labels", url)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise InputError(url, "labels", f"expected a 1-D integer array, got {labels.dtype} {labels.shape}")
     n = len(labels)
-    image_shape = _npz_array_shape(path, "images")
-    if image_shape != (n, *IMAGE_SHAPE):
-        raise InputError(url, "images", f"expected shape {(n, *IMAGE_SHAPE)} uint8, got {image_shape}")
-    ids = npz["ids"] if "ids" in npz.files else np.arange(n)
-    if len(ids) != n or len(np.unique(ids)) != n:
-        raise InputError(url, "ids", f"expected {n} distinct ids, got {len(np.unique(ids))} of {len(ids)}")
-    classes = _npz_classes(npz, labels)
-    if n and (labels.min() < 0 or labels.max() >= len(classes)):
+    if n and labels.min() < 0:
+        raise InputError(url, "labels", f"values must be >= 0, got {labels.min()}")
+    side = int(_npz_array(npz, "image_size", url)) if "image_size" in npz.files else IMAGE_SHAPE[0]
+    expected = (n, side, side, 3)
+    image_shape = _npz_array_shape(path, "images", url)
+    if image_shape != expected:
+        raise InputError(url, "images", f"expected shape {expected} uint8, got {image_shape}")
+    classes = _npz_classes(npz, labels, url)
+    if n and labels.max() >= len(classes):
         raise InputError(url, "labels", f"values must lie in [0, {len(classes)}), got [{labels.min()}, {labels.max()}]")
     # ImageFolder semantics: class index = position of the class name in sorted order.
     sorted_classes = tuple(sorted(classes))
     remap = np.array([sorted_classes.index(c) for c in classes], dtype=np.int64)
     labels = remap[labels.astype(np.int64)]
-    names = np.array([f"{sorted_classes[k]}/{i}_{sorted_classes[k]}.png" for k, i in zip(labels, ids)])
-    order = np.lexsort((names,))  # names start with the class, so this is ImageFolder order
-    exact = npz["exact"][order].astype(bool) if "exact" in npz.files else None
+    names = _npz_names(npz, labels, sorted_classes, url)
+    order = np.lexsort((names, labels))  # ImageFolder order: class, then name
+    exact = _npz_array(npz, "exact", url)[order].astype(bool) if "exact" in npz.files else None
 
     def load_images() -> np.ndarray:
-        images = np.load(path, allow_pickle=False)["images"]
+        images = _npz_array(np.load(path, allow_pickle=False), "images", url)
         if images.dtype != np.uint8:
             raise InputError(url, "images", f"expected uint8, got {images.dtype}")
-        return images
+        return images if resolution in (None, side) else _resized(images, resolution)
 
     return Split(url, names[order], labels[order], sorted_classes, exact, order, _memoize(load_images))
 
 
-def _npz_array_shape(path: str, key: str) -> tuple[int, ...]:
-    """Shape of one array in an .npz, read from its header without loading the data."""
-    import zipfile
+def _npz_names(npz: np.lib.npyio.NpzFile, labels: np.ndarray, classes: tuple[str, ...], url: str) -> np.ndarray:
+    """Stored row names, or the seed's ``<class>/<id>_<class>.png``; either way distinct."""
+    n = len(labels)
+    if "names" in npz.files:
+        names = _npz_array(npz, "names", url)
+        if names.shape != (n,) or names.dtype.kind not in "US":
+            raise InputError(url, "names", f"expected {n} strings, got {names.dtype} {names.shape}")
+        if len(np.unique(names)) != n:
+            raise InputError(url, "names", f"expected {n} distinct names, got {len(np.unique(names))}")
+        return names.astype(str)
+    ids = _npz_array(npz, "ids", url) if "ids" in npz.files else np.arange(n)
+    if len(ids) != n or len(np.unique(ids)) != n:
+        raise InputError(url, "ids", f"expected {n} distinct ids, got {len(np.unique(ids))} of {len(ids)}")
+    return np.array([f"{classes[k]}/{i}_{classes[k]}.png" for k, i in zip(labels, ids)])
 
-    with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as f:
-        major, _ = np.lib.format.read_magic(f)
-        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-        shape, _, _ = read_header(f)
+
+def _npz_array_shape(path: str, key: str, url: str) -> tuple[int, ...]:
+    """Shape of one array in an .npz, read from its header without loading the data."""
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, _ = read_header(f)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError) as e:
+        raise InputError(url, key, f"cannot be read: the .npz is damaged ({type(e).__name__}: {e})") from None
     return tuple(shape)
 
 
-# --- (a) ImageFolder --------------------------------------------------------------------
+def _resized(images: np.ndarray, resolution: int) -> np.ndarray:
+    """Stored arrays brought to ``resolution`` the way files are (:func:`~.imaging.fit_array`)."""
+    from .imaging import fit_array
 
-def _open_imagefolder(url: str) -> Split:
-    fs, root = storage.url_to_fs(url)
-    root = root.rstrip("/")
-    classes = tuple(sorted(os.path.basename(p.rstrip("/")) for p in fs.ls(root, detail=False) if fs.isdir(p)))
-    if not classes:
-        raise InputError(url, "", "no class folders found (expected <split>/<class>/<file>.png)")
-    names, labels, files = [], [], []
-    for k, cls in enumerate(classes):
-        class_files = sorted(
-            (p for p in fs.find(f"{root}/{cls}") if p.lower().endswith((".png", ".jpg", ".jpeg"))),
-            key=lambda p: os.path.relpath(p, f"{root}/{cls}"),
-        )
-        for p in class_files:
-            names.append(f"{cls}/{os.path.relpath(p, f'{root}/{cls}')}")
-            labels.append(k)
-            files.append(p)
-    if not names:
-        raise InputError(url, "", "no image files found under the class folders")
-
-    def load_images() -> np.ndarray:
-        return _decode_images(fs, files, url)
-
-    n = len(names)
-    return Split(url, np.array(names), np.array(labels, dtype=np.int64), classes, None,
-                 np.arange(n), _memoize(load_images))
-
-
-def _decode_images(fs, files: list[str], url: str) -> np.ndarray:
-    """Decodes every image once, caching the array on local disk keyed by the file listing."""
-    from PIL import Image
-
-    key = hashlib.sha256(("\n".join(files) + str(fs.protocol)).encode())
-    for info in fs.ls(os.path.dirname(os.path.dirname(files[0])), detail=True):
-        key.update(str(info.get("mtime", info.get("LastModified", ""))).encode())
-    cache_dir = storage.cache_dir()
-    cache_file = os.path.join(cache_dir, f"imagefolder-{key.hexdigest()[:24]}.npy")
-    if os.path.exists(cache_file):
-        return np.load(cache_file)
-    images = np.empty((len(files), *IMAGE_SHAPE), dtype=np.uint8)
-    for i, (p, data) in enumerate(zip(files, _read_many(fs, files))):
-        with Image.open(io.BytesIO(data)) as im:
-            array = np.asarray(im.convert("RGB"))
-        if array.shape != IMAGE_SHAPE:
-            raise InputError(f"{url}/{p}", "", f"expected a {IMAGE_SHAPE[:2]} RGB image, got {array.shape}")
-        images[i] = array
-    os.makedirs(cache_dir, exist_ok=True)
-    storage.save_npy(cache_file, images)
-    return images
-
-
-def _read_many(fs, files: list[str], chunk: int = 2048):
-    for start in range(0, len(files), chunk):
-        batch = files[start : start + chunk]
-        contents = fs.cat(batch)
-        for p in batch:
-            yield contents[p]
+    return np.stack([fit_array(image, resolution) for image in images])
 
 
 def _memoize(fn: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
@@ -288,14 +371,12 @@ def export_imagefolder(split: Split, out_url: str, split_name: str) -> int:
     Returns the number of files written. Because the names of an ``.npz`` split are
     ``<id>_<class>.png``, the ImageFolder read back has the same rows in the same order.
     """
-    from PIL import Image
+    from .imaging import png_bytes
 
     fs, root = storage.url_to_fs(out_url)
     images = split.images()
     for cls in split.classes:
         fs.makedirs(f"{root.rstrip('/')}/{split_name}/{cls}", exist_ok=True)
     for name, image in zip(split.names, images):
-        buf = io.BytesIO()
-        Image.fromarray(image).save(buf, format="PNG")
-        fs.pipe_file(f"{root.rstrip('/')}/{split_name}/{name}", buf.getvalue())
+        fs.pipe_file(f"{root.rstrip('/')}/{split_name}/{name}", png_bytes(image))
     return len(split)
