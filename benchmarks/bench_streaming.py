@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import random
 import shutil
 import sys
 import tempfile
@@ -144,13 +145,24 @@ class Webdataset:
 
     @staticmethod
     def loader(out: str, seed: int, epoch: int, workers: int):
+        """Shard and sample shuffles seeded per epoch: webdataset has no epoch of its own, so the
+        trainer would re-create the pipeline each epoch; this wrapper does that on every iter()."""
         import webdataset as wds
 
         shards = sorted(os.path.join(out, f) for f in os.listdir(out) if f.endswith(".tar"))
-        pipeline = (wds.WebDataset(shards, shardshuffle=len(shards), seed=seed * 1000 + epoch, empty_check=False)
-                    .shuffle(5000, rng=__import__("random").Random(seed * 1000 + epoch))
-                    .decode().to_tuple("image.npy", "label.cls", "__key__").batched(BATCH))
-        return wds.WebLoader(pipeline, batch_size=None, num_workers=workers)
+
+        class Epochs:
+            epoch = 0
+
+            def __iter__(self):
+                s = seed * 1000 + self.epoch
+                self.epoch += 1
+                pipeline = (wds.WebDataset(shards, shardshuffle=len(shards), seed=s, empty_check=False)
+                            .shuffle(5000, rng=random.Random(s))
+                            .decode().to_tuple("image.npy", "label.cls", "__key__").batched(BATCH))
+                return iter(wds.WebLoader(pipeline, batch_size=None, num_workers=workers))
+
+        return Epochs()
 
     @staticmethod
     def batches(loader):
@@ -197,9 +209,10 @@ def bench_library(lib, images: np.ndarray, labels: np.ndarray, workers: list[int
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
     results = []
     for w in workers:
-        first, speed = epoch_rows(lib, lib.loader(out, 0, 0, w))
+        loader = lib.loader(out, 0, 0, w)
+        first, speed = epoch_rows(lib, loader)
+        other, _ = epoch_rows(lib, loader)  # the same loader's next epoch
         again, _ = epoch_rows(lib, lib.loader(out, 0, 0, w))
-        other, _ = epoch_rows(lib, lib.loader(out, 0, 1, w))
         resumed = resumed_rows(lib, out, w, len(labels))
         results.append({
             "library": lib.name, "workers": w, "write_s": write_s, "size_mb": size / 2**20,

@@ -1,0 +1,131 @@
+"""Datasets shaped like a user's own, for the tests and benchmarks/bench_your_data.py.
+
+- :func:`digits_imagefolder`: scikit-learn's ``load_digits`` (1,797 real 8x8 grayscale scans
+  of handwritten digits, shipped inside the sklearn wheel: data nobody here made), written as
+  an ImageFolder of PNGs with class names ``zero`` .. ``nine`` and a known fraction of images
+  moved into a wrong class folder (the injected label errors).
+- :func:`mixed_imagefolder`: JPEG, PNG and WebP files of different sizes and modes
+  (RGB, grayscale, palette, with alpha, EXIF-rotated), the mix a team's own folder has.
+- :func:`write_manifest`: a CSV or JSONL manifest of image files and labels.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+@dataclass(frozen=True)
+class NoisyFolder:
+    """An ImageFolder with injected label errors.
+
+    Attributes:
+        root: The folder holding ``train/<class>/<file>``.
+        flipped: Row names (``<given class>/<file>``) whose folder is wrong.
+        true_class: Row name -> the class the image really shows.
+    """
+
+    root: Path
+    flipped: frozenset[str]
+    true_class: dict[str, str]
+
+
+def png(pixels: np.ndarray, mode: str | None = None) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels, mode=mode).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def digits_imagefolder(root: Path, *, noise: float = 0.1, seed: int = 0, per_class: int | None = None,
+                       classes: int = 10) -> NoisyFolder:
+    """sklearn's digits as ``root/train/<name>/<index>.png`` with ``noise`` of them in a wrong folder.
+
+    Pixel values 0..16 are scaled to 0..255 (grayscale PNG, mode L). Each flipped image goes to a
+    uniformly chosen other class.
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.round(digits.images * (255 / 16)).astype(np.uint8)
+    target = digits.target
+    keep = np.flatnonzero(target < classes)
+    if per_class is not None:
+        keep = np.concatenate([np.flatnonzero(target == k)[:per_class] for k in range(classes)])
+    rng = np.random.default_rng(seed)
+    flip = set(rng.choice(keep, size=int(round(noise * len(keep))), replace=False).tolist())
+    flipped, true_class = set(), {}
+    for i in keep:
+        given = target[i]
+        if i in flip:
+            given = rng.choice([k for k in range(classes) if k != target[i]])
+        name = f"{DIGIT_NAMES[given]}/{i:04d}.png"
+        path = root / "train" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(png(images[i], "L"))
+        true_class[name] = DIGIT_NAMES[target[i]]
+        if i in flip:
+            flipped.add(name)
+    return NoisyFolder(root, frozenset(flipped), true_class)
+
+
+def _image(pixels: np.ndarray, fmt: str, mode: str, exif_rotate: bool = False) -> bytes:
+    from PIL import Image
+
+    im = Image.fromarray(pixels).convert(mode)
+    buf = io.BytesIO()
+    kwargs = {}
+    if exif_rotate:
+        exif = Image.Exif()
+        exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+        kwargs["exif"] = exif.tobytes()
+    im.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+#: (file name, format, mode, (height, width)) of each image of :func:`mixed_imagefolder`, per class.
+MIXED_FILES = (
+    ("a.jpg", "JPEG", "RGB", (40, 60)),
+    ("b.png", "PNG", "L", (17, 23)),
+    ("c.webp", "WEBP", "RGB", (64, 64)),
+    ("d.png", "PNG", "RGBA", (30, 30)),
+    ("e.png", "PNG", "P", (50, 20)),
+    ("f.JPEG", "JPEG", "L", (33, 33)),
+)
+
+
+def mixed_imagefolder(root: Path, classes: tuple[str, ...] = ("cat", "dog")) -> Path:
+    """``root/train/<class>/`` with the files of :data:`MIXED_FILES` (content: a per-class colour
+    plus noise), one EXIF-rotated JPEG, and a non-image file that must be ignored."""
+    rng = np.random.default_rng(1)
+    for k, cls in enumerate(classes):
+        folder = root / "train" / cls
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, fmt, mode, (h, w) in MIXED_FILES:
+            pixels = np.clip(rng.normal(80 + 90 * k, 30, size=(h, w, 3)), 0, 255).astype(np.uint8)
+            (folder / name).write_bytes(_image(pixels, fmt, mode))
+        rotated = np.zeros((20, 40, 3), np.uint8)
+        (folder / "rotated.jpg").write_bytes(_image(rotated, "JPEG", "RGB", exif_rotate=True))
+        (folder / "notes.txt").write_text("not an image")
+    return root
+
+
+def write_manifest(path: Path, rows: list[tuple[str, object]], *, column: str = "image") -> Path:
+    """A manifest at ``path`` (``.csv`` or ``.jsonl``) with one row per (image, label)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".csv":
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow([column, "label"])
+            writer.writerows(rows)
+    else:
+        path.write_text("".join(json.dumps({column: image, "label": label}) + "\n" for image, label in rows))
+    return path
