@@ -35,7 +35,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-
 from clpipe.components.common import datasets, training
 from timing import DATA
 

@@ -61,7 +61,7 @@ def digits_imagefolder(root: Path, *, noise: float = 0.1, seed: int = 0, per_cla
     if per_class is not None:
         keep = np.concatenate([np.flatnonzero(target == k)[:per_class] for k in range(classes)])
     rng = np.random.default_rng(seed)
-    flip = set(rng.choice(keep, size=int(round(noise * len(keep))), replace=False).tolist())
+    flip = set(rng.choice(keep, size=round(noise * len(keep)), replace=False).tolist())
     flipped, true_class = set(), {}
     for i in keep:
         given = target[i]

@@ -14,7 +14,10 @@ type                   written by            files
                                              metrics.json
 :class:`PredProbs`     combine-folds         pred_probs.npy, labels.npy, summary.json
 :class:`Masks`         make-masks            train_pruned_<method>/train_mask.npy,
-                                             summary.json
+                                             summary.json; with a dataset also the
+                                             :class:`Review`: label_issues.csv,
+                                             issues_per_class.csv, noise_matrix.npy,
+                                             train_pruned_<method>/cleaned_labels.json
 :class:`CoteachRun`    coteach               metrics.json, checkpoint.pt
 :class:`ConditionResult` report condition    condition.json
 =====================  ====================  ============================================
@@ -25,6 +28,8 @@ is bool (N,), True = keep.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -258,17 +263,127 @@ class PredProbs:
 
 
 @dataclass
+class LabelIssues:
+    """The ranked review table of make-masks (``label_issues.csv``): one row per example, worst first.
+
+    Columns (:data:`COLUMNS`, then one per method): ``file`` (the image's path or URL, else its
+    row name), ``given_label`` and ``suggested_label`` (class *names*; the suggestion is the
+    argmax of the out-of-sample pred_probs), ``label_quality`` (cleanlab's
+    ``rank.get_label_quality_scores``, self-confidence: 0 = surely wrong, 1 = surely right),
+    ``is_label_issue`` (flagged by the summary's ``issue_method``), ``row`` (index in the
+    train view, ImageFolder order), and for each method id whether that method flags the row.
+
+    Attributes:
+        columns: column name -> (N,) array, rows sorted by ascending ``label_quality``.
+        methods: The method columns, in order.
+        source: Where it was read from (named in errors).
+    """
+
+    columns: dict[str, np.ndarray]
+    methods: tuple[str, ...]
+    source: str = "label_issues"
+    FILE: ClassVar[str] = "label_issues.csv"
+    COLUMNS: ClassVar[tuple[str, ...]] = ("file", "given_label", "suggested_label", "label_quality",
+                                          "is_label_issue", "row")
+
+    def __len__(self) -> int:
+        return len(self.columns["row"])
+
+    def csv_bytes(self) -> bytes:
+        header = [*self.COLUMNS, *self.methods]
+        flags = set(self.methods) | {"is_label_issue"}
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(header)
+        values = [self.columns[c].tolist() for c in header]
+        for row in zip(*values):
+            writer.writerow([int(v) if c in flags else (f"{v:.6g}" if c == "label_quality" else v)
+                             for c, v in zip(header, row)])
+        return buf.getvalue().encode()
+
+    @classmethod
+    def read(cls, url: str) -> LabelIssues:
+        """A ``label_issues.csv`` (or the make-masks output holding it), columns checked."""
+        file_url = url if url.endswith(".csv") else storage.join(url, cls.FILE)
+        text = storage.read_bytes(file_url).decode("utf-8")
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader, [])
+        missing = [c for c in cls.COLUMNS if c not in header]
+        if missing:
+            raise InputError(file_url, "header", f"missing column(s) {missing}; expected {list(cls.COLUMNS)} "
+                             "and one column per method")
+        rows = list(reader)
+        if any(len(r) != len(header) for r in rows):
+            raise InputError(file_url, "", f"every line needs {len(header)} fields")
+        raw = dict(zip(header, zip(*rows))) if rows else {c: () for c in header}
+        methods = tuple(c for c in header if c not in cls.COLUMNS)
+        try:
+            columns = {
+                "file": np.array(raw["file"], dtype=str),
+                "given_label": np.array(raw["given_label"], dtype=str),
+                "suggested_label": np.array(raw["suggested_label"], dtype=str),
+                "label_quality": np.array(raw["label_quality"], dtype=np.float64),
+                "row": np.array(raw["row"], dtype=np.int64),
+                **{c: np.array(raw[c], dtype=np.int64).astype(bool) for c in ("is_label_issue", *methods)},
+            }
+        except ValueError as e:
+            raise InputError(file_url, "", f"a value of the wrong type ({e})") from None
+        return cls(columns, methods, file_url)
+
+
+@dataclass
+class Review:
+    """What a person acts on after make-masks: ranked issues, per-class counts, the noise estimate
+    and cleaned labels (written when make-masks knows the dataset's row names and classes).
+
+    Attributes:
+        label_issues: The ranked table (``label_issues.csv``).
+        per_class: ``issues_per_class.csv`` as column -> list, one row per class.
+        noise_matrix: (K, K) estimated ``P(given = i | true = j)`` (cleanlab ``estimate_latent``
+            of the calibrated confident joint), rows and columns in class order.
+        cleaned_labels: method id -> the seed's JSON (row name -> label) without that method's
+            flagged rows: ``train_pruned_<method>/cleaned_labels.json``.
+    """
+
+    label_issues: LabelIssues
+    per_class: dict[str, list]
+    noise_matrix: np.ndarray
+    cleaned_labels: dict[str, dict[str, int]]
+    PER_CLASS: ClassVar[str] = "issues_per_class.csv"
+    NOISE_MATRIX: ClassVar[str] = "noise_matrix.npy"
+    CLEANED: ClassVar[str] = "cleaned_labels.json"
+
+    def files(self) -> dict[str, bytes]:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(list(self.per_class))
+        writer.writerows(zip(*self.per_class.values()))
+        files = {
+            LabelIssues.FILE: self.label_issues.csv_bytes(),
+            self.PER_CLASS: buf.getvalue().encode(),
+            self.NOISE_MATRIX: storage.npy_bytes(self.noise_matrix),
+        }
+        for method, labels in self.cleaned_labels.items():
+            files[f"train_pruned_{method}/{self.CLEANED}"] = storage.json_bytes(labels)
+        return files
+
+
+@dataclass
 class Masks:
     """Keep-masks of the confident-learning methods (``clpipe make-masks``), the seed's layout.
 
     Attributes:
         masks: method id -> bool (N,) keep-mask, True = keep.
         summary: ``n_examples, n_classes, semantics, pred_probs_dtype, methods: {id: {paper_name,
-            removed, kept, removed_per_class}}``.
+            removed, kept, removed_per_class}}``; with a review also ``classes, issue_method,
+            n_label_issues, dataset, dataset_fingerprint``.
+        review: The files a person reviews, or None (make-masks without a dataset: the seed's
+            layout exactly).
     """
 
     masks: dict[str, np.ndarray]
     summary: dict
+    review: Review | None = None
     SUMMARY: ClassVar[str] = "summary.json"
     MASK_FILE: ClassVar[str] = "train_mask.npy"
 
@@ -286,6 +401,8 @@ class Masks:
 
     def write(self, url: str) -> None:
         files = {self.mask_path(m): storage.npy_bytes(keep) for m, keep in self.masks.items()}
+        if self.review is not None:
+            files.update(self.review.files())
         _publish(url, {**files, self.SUMMARY: storage.json_bytes(self.summary)})
 
     @classmethod

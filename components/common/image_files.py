@@ -289,7 +289,7 @@ def iter_decoded(files: Sequence[str], resolution: int | None, *, workers: int |
         for start in range(0, len(files), READ_CHUNK):
             batch = list(files[start:start + READ_CHUNK])
             contents = read_files(batch)
-            yield from pool.map(lambda f: decode_image(contents[f], f, resolution), batch)
+            yield from pool.map(decode_image, [contents[f] for f in batch], batch, [resolution] * len(batch))
 
 
 def read_files(urls: Sequence[str]) -> dict[str, bytes]:

@@ -8,10 +8,17 @@ import zipfile
 
 import numpy as np
 import pytest
-
 from clpipe.components.common import datasets, image_files
 from clpipe.components.common.errors import InputError
-from tests.your_data import DIGIT_NAMES, MIXED_FILES, digits_imagefolder, mixed_imagefolder, png, write_manifest
+
+from tests.your_data import (
+    DIGIT_NAMES,
+    MIXED_FILES,
+    digits_imagefolder,
+    mixed_imagefolder,
+    png,
+    write_manifest,
+)
 
 
 @pytest.fixture(scope="module")
