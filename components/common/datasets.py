@@ -193,8 +193,8 @@ def open_split(url: str, split: str = "train", *, resolution: int | None = None)
     split_url = resolve_split_url(url, split)
     if split_url.endswith(".npz"):
         opened = _open_npz(split_url, resolution)
-    elif split_url == url and shards.is_shards(url):
-        opened = shards.open_shards(url, resolution)
+    elif not image_files.is_manifest(split_url) and shards.is_shards(split_url):
+        opened = shards.open_shards(split_url, resolution)
     else:
         known = _train_classes(url) if split != "train" and split_url != url else None
         listing = (image_files.read_manifest(split_url, known) if image_files.is_manifest(split_url)
@@ -230,7 +230,7 @@ def _from_listing(listing: image_files.Listing, resolution: int | None) -> Split
         return image_files.decode_files(files, resolution)
 
     return Split(listing.source, listing.names, listing.labels, listing.classes, None,
-                 np.arange(len(listing.names)), _memoize(load_images), files=files)
+                 np.arange(len(listing.names)), memoize(load_images), files=files)
 
 
 # --- (c) .npz ---------------------------------------------------------------------------------------
@@ -316,7 +316,7 @@ def _open_npz(url: str, resolution: int | None) -> Split:
             raise InputError(url, "images", f"expected uint8, got {images.dtype}")
         return images if resolution in (None, side) else _resized(images, resolution)
 
-    return Split(url, names[order], labels[order], sorted_classes, exact, order, _memoize(load_images))
+    return Split(url, names[order], labels[order], sorted_classes, exact, order, memoize(load_images))
 
 
 def _npz_names(npz: np.lib.npyio.NpzFile, labels: np.ndarray, classes: tuple[str, ...], url: str) -> np.ndarray:
@@ -354,7 +354,8 @@ def _resized(images: np.ndarray, resolution: int) -> np.ndarray:
     return np.stack([fit_array(image, resolution) for image in images])
 
 
-def _memoize(fn: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
+def memoize(fn: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
+    """``fn`` called once, on first use (a split's pixels are decoded only by stages that need them)."""
     cache: list[np.ndarray] = []
 
     def wrapper() -> np.ndarray:
