@@ -92,6 +92,16 @@ def _litdata_url(url: str) -> tuple[str, dict]:
     return url, {}
 
 
+def _allow_http_endpoints() -> None:
+    """Lets litdata download from ``http://`` S3 endpoints (KFP's in-cluster SeaweedFS, the loopback
+    test store). litdata 0.2.76 fetches S3 chunks with obstore, whose HTTP client refuses plain
+    http unless ``allow_http`` is set, and offers no option for it; its client options are a
+    module constant, extended here (https endpoints are unaffected). Upstream issue to file."""
+    from litdata.streaming import downloader
+
+    downloader._OBSTORE_CLIENT_OPTIONS = {**downloader._OBSTORE_CLIENT_OPTIONS, "allow_http": "true"}
+
+
 def _cache_dir(url: str) -> str:
     return os.path.join(storage.cache_dir(), "shards", hashlib.sha256(url.encode()).hexdigest()[:16])
 
@@ -140,6 +150,7 @@ class ShardStream:
         from litdata import StreamingDataLoader, StreamingDataset
 
         input_dir, options = _litdata_url(self.url)
+        _allow_http_endpoints()
         dataset = StreamingDataset(input_dir, shuffle=self.shuffle, seed=self.seed, cache_dir=_cache_dir(self.url),
                                    storage_options=options)
         loader = StreamingDataLoader(dataset, batch_size=self.batch_size, num_workers=self.workers)

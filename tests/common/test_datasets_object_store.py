@@ -1,0 +1,69 @@
+"""A user's images on object storage: a manifest whose images sit on the loopback SeaweedFS (s3:// and
+minio://), packed into shards on the store and streamed back through litdata."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import s3fs
+
+from clpipe.components.common import datasets, packing
+from clpipe.components.common.shards import ShardStream
+from tests.object_stores import seaweed
+from tests.your_data import digits_imagefolder, write_manifest
+
+pytestmark = pytest.mark.storage
+BUCKET = "clpipe-your-data"
+
+
+@pytest.fixture(scope="module")
+def store():
+    with seaweed(BUCKET, "your-data-key", "your-data-secret") as server:
+        yield server
+
+
+@pytest.fixture
+def env(store, monkeypatch):
+    for name, value in store.env().items():
+        monkeypatch.setenv(name, value)
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture(scope="module")
+def uploaded(store, tmp_path_factory):
+    """Digits (3 classes, 20 each) uploaded as s3://BUCKET/digits/<class>/<file>.png."""
+    folder = digits_imagefolder(tmp_path_factory.mktemp("digits"), classes=3, per_class=20, noise=0.0)
+    fs = store.fs()
+    rows = []
+    for path in sorted((folder.root / "train").rglob("*.png")):
+        key = f"digits/{path.parent.name}/{path.name}"
+        fs.pipe_file(f"{BUCKET}/{key}", path.read_bytes())
+        rows.append((key, path.parent.name))
+    return folder, rows
+
+
+def test_manifest_on_the_store_with_relative_and_absolute_urls(env, store, uploaded, tmp_path):
+    folder, rows = uploaded
+    local = datasets.open_split(str(folder.root))
+    relative = write_manifest(tmp_path / "train.csv", rows)
+    store.fs().pipe_file(f"{BUCKET}/train.csv", relative.read_bytes())  # paths relative to the manifest
+    absolute = write_manifest(tmp_path / "abs.jsonl", [(f"minio://{BUCKET}/{key}", label) for key, label in rows])
+    for url in (f"s3://{BUCKET}/train.csv", str(absolute)):
+        split = datasets.open_split(url)
+        assert split.classes == local.classes and split.labels.tolist() == local.labels.tolist()
+        np.testing.assert_array_equal(split.images(), local.images())
+
+
+def test_shards_packed_on_the_store_stream_back(env, uploaded):
+    folder, _ = uploaded
+    out = f"s3://{BUCKET}/packed"
+    packing.pack(dataset=str(folder.root), out=out, resolution=16, format="shards")
+    streamed = datasets.open_split(out)
+    local = datasets.open_split(str(folder.root), resolution=16)
+    np.testing.assert_array_equal(streamed.names, local.names)
+    for url in (f"{out}/train", f"minio://{BUCKET}/packed/train"):
+        seen = np.concatenate([rows for _, _, rows in ShardStream(url, batch_size=16, seed=3).epoch(0)])
+        assert sorted(seen.tolist()) == list(range(60))
+    np.testing.assert_array_equal(streamed.images(), local.images())
