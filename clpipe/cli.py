@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "combine-folds": ("clpipe.components.combine_folds.cli", "join K fold outputs into one N x K pred_probs matrix"),
     "make-masks": ("clpipe.components.make_masks.cli", "confident-learning keep-masks, one per method"),
     "coteach": ("clpipe.components.coteach.cli", "Co-Teaching on the kept examples, test accuracy per epoch"),
+    "predict": ("clpipe.components.predict.cli", "apply an exported model to images (CSV of predicted classes)"),
     "data": ("clpipe.data", "dataset helpers (export-imagefolder, subset, info)"),
     "noisy-labels": ("clpipe.components.noisy_labels.cli", "one condition's noisy labels (generated or given), given pred_probs"),
     "report": ("clpipe.components.report.cli", "per-condition results and the Table-2 report (Markdown, HTML, CSV, plots)"),
