@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import s3fs
-
 from clpipe.components.common import datasets, packing
 from clpipe.components.common.shards import ShardStream
+
 from tests.object_stores import seaweed
 from tests.your_data import digits_imagefolder, write_manifest
 

@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pytest
-
-from clpipe.cli import main as clpipe_main
 from clpipe.components.common import datasets, packing
 from clpipe.components.common.shards import ShardStream
+
+from clpipe.cli import main as clpipe_main
 from tests.your_data import digits_imagefolder, mixed_imagefolder, png, write_manifest
 
 

@@ -10,12 +10,12 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from clpipe.cli import main as clpipe_main
 from clpipe.components.common.imaging import decode_image
-from clpipe.components.common.model_files import ModelCard, load_model, read_card, write_model
+from clpipe.components.common.model_files import ModelCard, load_model, write_model
 from clpipe.components.common.networks import build_network, choose_architecture
 from clpipe.components.predict.logic import normalise
+
+from clpipe.cli import main as clpipe_main
 from tests.your_data import mixed_imagefolder
 
 CLASSES = ("cat", "dog", "emu")
