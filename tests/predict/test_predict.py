@@ -22,8 +22,8 @@ CLASSES = ("cat", "dog", "emu")
 
 
 def _card(**changes) -> ModelCard:
-    base = dict(architecture="resnet18", classes=CLASSES, resolution=40, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3),
-                trained={"stage": "test"})
+    base = {"architecture": "resnet18", "classes": CLASSES, "resolution": 40, "mean": (0.5, 0.4, 0.3),
+            "std": (0.2, 0.25, 0.3), "trained": {"stage": "test"}}
     return ModelCard(**{**base, **changes})
 
 

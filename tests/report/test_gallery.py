@@ -4,6 +4,7 @@ output on scikit-learn's digits with injected errors (real images, known errors)
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,8 +35,8 @@ def review(tmp_path_factory):
 
 
 def test_page_is_self_contained_and_shows_the_worst_first(review):
-    folder, split, tmp, url = review
-    page = open(url).read()
+    _, split, tmp, url = review
+    page = Path(url).read_text()
     assert 'src="http' not in page and "<script" not in page and "<link" not in page
     thumbs = re.findall(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]+"', page)
     overall = page.split('<section id="class-0">')[0]
@@ -50,7 +51,7 @@ def test_page_is_self_contained_and_shows_the_worst_first(review):
 
 def test_cards_name_given_and_suggested_labels_and_score(review):
     _, _, tmp, url = review
-    page = open(url).read()
+    page = Path(url).read_text()
     issues = LabelIssues.read(str(tmp / "masks"))
     c = issues.columns
     card = page.split("<figure")[1]
@@ -64,8 +65,8 @@ def test_cards_name_given_and_suggested_labels_and_score(review):
 
 
 def test_most_shown_cards_are_injected_errors(review):
-    folder, split, tmp, url = review
-    page = open(url).read().split('<section id="class-0">')[0]
+    folder, split, _, url = review
+    page = Path(url).read_text().split('<section id="class-0">')[0]
     shown = re.findall(r'<div class="file" title="([^"]+)"', page)
     injected = {str(split.files[list(split.names).index(n)]) for n in folder.flipped}
     assert sum(f in injected for f in shown) / len(shown) > 0.8
