@@ -39,6 +39,17 @@ def file_key(path: str) -> str:
     return "/".join(parts[-2:])
 
 
+def row_key(key: str, names: set[str]) -> str:
+    """The dataset row a JSON key names: the longest tail of its path that is a row name (a manifest's
+    rows are named by their path as written, of any depth), else ``<class>/<file>`` (the seed's rule)."""
+    parts = key.replace("\\", "/").rstrip("/").split("/")
+    for start in range(len(parts)):
+        tail = "/".join(parts[start:])
+        if tail in names:
+            return tail
+    return file_key(key)
+
+
 def _json_labels(url: str) -> dict[str, int]:
     data = storage.load_json(url)
     if not isinstance(data, dict):
@@ -69,8 +80,9 @@ def load_labels(url: str, split: Split) -> np.ndarray:
     data = _json_labels(url)
     by_key: dict[str, int] = {}
     duplicates = []
+    names_set = set(split.names.tolist())
     for k, v in data.items():
-        key = file_key(k)
+        key = row_key(k, names_set)
         if key in by_key:
             duplicates.append(k)
         by_key[key] = v

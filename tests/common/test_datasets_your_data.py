@@ -299,3 +299,19 @@ def test_listing_is_imagefolder_order_with_nested_files(tmp_path):
         (tmp_path / rel).write_bytes(png(np.zeros((3, 3, 3), np.uint8)))
     listing = image_files.list_imagefolder(str(tmp_path))
     assert listing.names.tolist() == ["a/x.webp", "b/10.png", "b/2.png", "b/sub/z.png"]
+
+
+def test_seed_json_labels_match_manifest_rows_of_any_depth(tmp_path):
+    import json
+
+    from clpipe.components.common.labels import load_labels
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for i in range(3):
+        (tmp_path / "a" / "b" / f"{i}.png").write_bytes(png(np.zeros((4, 4, 3), np.uint8)))
+    manifest = write_manifest(tmp_path / "m.csv", [("a/b/0.png", "x"), ("a/b/1.png", "y"), ("a/b/2.png", "x")])
+    split = datasets.open_split(str(manifest))
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"/machine/prefix/a/b/0.png": 1, "a/b/1.png": 0, "/other/a/b/2.png": 1}))
+    assert dict(zip(split.names, load_labels(str(labels), split).tolist())) == {
+        "a/b/0.png": 1, "a/b/2.png": 1, "a/b/1.png": 0}
