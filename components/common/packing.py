@@ -13,9 +13,11 @@ and class names as the source:
 - ``auto`` (default): ``shards`` when a split's pixels at the resolution exceed
   :data:`IN_MEMORY_MAX_BYTES`, else ``npz``.
 
-Plus ``OUT/pack.json``: source, resolution, format and per split the row count, class names
-and fingerprint (the same fingerprint as the source's rows: names and labels are unchanged).
-Published all at once (nothing on failure).
+Plus ``OUT/pack.json``: source, resolution, format and per split the row count, class names,
+fingerprint (the same fingerprint as the source's rows: names and labels are unchanged) and
+the per-channel ``mean`` and ``std`` of its pixels scaled to [0, 1] (the train split's are the
+input normalisation a trainer uses and an exported model's card records). Published all at
+once (nothing on failure).
 """
 
 from __future__ import annotations
@@ -61,9 +63,11 @@ def pack(*, dataset: str, out: str, resolution: int | None = None, format: Forma
     with storage.staged_output(out) as stage:
         for name, split in splits.items():
             chosen = _format_of(split, resolution, format)
-            side = _write(split, name, chosen, resolution, stage)
+            stats = ChannelStats()
+            side = _write(split, name, chosen, resolution, stage, stats)
             info["splits"][name] = {"format": chosen, "n_examples": len(split), "image_size": side,
-                                    "classes": list(split.classes), "fingerprint": split.fingerprint()}
+                                    "classes": list(split.classes), "fingerprint": split.fingerprint(),
+                                    **stats.result()}
             log.info("%s: %d images at %d px as %s", name, len(split), side, chosen)
         info["time_s"] = round(time.perf_counter() - started, 3)
         storage.save_json(os.path.join(stage, PACK_INFO), info)
@@ -98,10 +102,37 @@ def _native_side(split: Split) -> int:
     return next(image_files.iter_decoded(split.files[:1], None)).shape[1]
 
 
-def _write(split: Split, name: str, chosen: str, resolution: int | None, stage: str) -> int:
+class ChannelStats:
+    """Per-channel mean and standard deviation of pixels scaled to [0, 1], accumulated image by image."""
+
+    def __init__(self) -> None:
+        self.n, self.sum, self.sum_sq = 0, np.zeros(3), np.zeros(3)
+
+    def add(self, images: np.ndarray) -> None:
+        """Adds (..., 3) uint8 pixels."""
+        pixels = images.reshape(-1, 3).astype(np.float64) / 255.0
+        self.n += len(pixels)
+        self.sum += pixels.sum(axis=0)
+        self.sum_sq += np.square(pixels).sum(axis=0)
+
+    def result(self) -> dict[str, list[float]]:
+        mean = self.sum / max(self.n, 1)
+        std = np.sqrt(np.maximum(self.sum_sq / max(self.n, 1) - np.square(mean), 0.0))
+        return {"mean": [round(float(v), 6) for v in mean], "std": [round(float(v), 6) for v in std]}
+
+
+def _counted(pixels, stats: ChannelStats):
+    for image in pixels:
+        stats.add(image)
+        yield image
+
+
+def _write(split: Split, name: str, chosen: str, resolution: int | None, stage: str, stats: ChannelStats) -> int:
     """Writes one split into the staging folder; returns its image side."""
     if chosen == "npz":
         images = split.images()
+        for start in range(0, len(images), 4096):
+            stats.add(images[start:start + 4096])
         np.savez(os.path.join(stage, f"{name}.npz"), images=images, labels=split.labels,
                  classes=np.array(split.classes, dtype=str), names=split.names.astype(str),
                  image_size=np.array(images.shape[1]),
@@ -110,7 +141,8 @@ def _write(split: Split, name: str, chosen: str, resolution: int | None, stage: 
     pixels = (image_files.iter_decoded(split.files, resolution) if split.files is not None
               else iter(split.images()))
     return shards.write_split(os.path.join(stage, name), names=split.names, labels=split.labels,
-                              classes=split.classes, files=split.files, pixels=_same_size(pixels, split))
+                              classes=split.classes, files=split.files,
+                              pixels=_counted(_same_size(pixels, split), stats))
 
 
 def _same_size(pixels, split: Split):

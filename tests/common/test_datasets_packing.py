@@ -29,6 +29,9 @@ def test_pack_npz_keeps_rows_names_and_pixels(digits, tmp_path):
     info = packing.pack(dataset=str(digits.root), out=str(tmp_path / "p"), resolution=32)
     assert info["splits"]["train"]["format"] == "npz" and info["splits"]["train"]["image_size"] == 32
     assert json.loads((tmp_path / "p" / "pack.json").read_text()) == info
+    pixels = datasets.open_split(str(tmp_path / "p")).images() / 255.0
+    np.testing.assert_allclose(info["splits"]["train"]["mean"], pixels.mean(axis=(0, 1, 2)), atol=1e-6)
+    np.testing.assert_allclose(info["splits"]["train"]["std"], pixels.std(axis=(0, 1, 2)), atol=1e-6)
     packed = datasets.open_split(str(tmp_path / "p"))
     source = datasets.open_split(str(digits.root), resolution=32)
     _same_rows(packed, source)
@@ -47,8 +50,10 @@ def test_cifar10_packs_bit_for_bit_at_native_size(cifar10_dir, tmp_path):
 
 def test_pack_shards_streams_the_same_rows(tmp_path):
     root = mixed_imagefolder(tmp_path / "mixed")
-    packing.pack(dataset=str(root), out=str(tmp_path / "npz"), resolution=24, format="npz")
-    packing.pack(dataset=str(root), out=str(tmp_path / "sh"), resolution=24, format="shards")
+    in_memory_info = packing.pack(dataset=str(root), out=str(tmp_path / "npz"), resolution=24, format="npz")
+    streamed_info = packing.pack(dataset=str(root), out=str(tmp_path / "sh"), resolution=24, format="shards")
+    for key in ("mean", "std", "fingerprint", "n_examples", "classes"):
+        assert streamed_info["splits"]["train"][key] == in_memory_info["splits"]["train"][key]
     in_memory = datasets.open_split(str(tmp_path / "npz"))
     streamed = datasets.open_split(str(tmp_path / "sh"))
     _same_rows(streamed, in_memory)
