@@ -16,8 +16,8 @@ Sources (a dataset URL names one split, or a root holding ``train`` and optional
 (b) a manifest ``.csv``/``.jsonl`` (image path or URL, label as class name or integer id),
     or ``ROOT/*<split>.csv``/``*<split>.jsonl`` (:mod:`.image_files`);
 (c) ``.npz`` with ``images`` (N, S, S, 3) uint8 and ``labels`` (N,), optionally
-    ``classes``/``label_names`` (K,) strings, ``names`` (N,) row names, ``image_size`` (S)
-    and ``exact``. Without ``image_size`` the images must be 32x32 (the seed's CIFAR-10
+    ``classes``/``label_names`` (K,) strings, ``names`` (N,) row names, ``files`` (N,) where
+    each image came from, ``image_size`` (S) and ``exact``. Without ``image_size`` the images must be 32x32 (the seed's CIFAR-10
     files). Without ``names`` rows get the seed's names ``<class>/<id>_<class>.png`` (ids
     from ``ids``, default ``0..N-1``), so an ``.npz`` of the official CIFAR-10 order lines up
     with the published files. ``clpipe data pack`` writes this form (the in-memory path);
@@ -309,6 +309,9 @@ def _open_npz(url: str, resolution: int | None) -> Split:
     names = _npz_names(npz, labels, sorted_classes, url)
     order = np.lexsort((names, labels))  # ImageFolder order: class, then name
     exact = _npz_array(npz, "exact", url)[order].astype(bool) if "exact" in npz.files else None
+    files = _npz_array(npz, "files", url) if "files" in npz.files else None
+    if files is not None and (files.shape != (n,) or files.dtype.kind not in "US"):
+        raise InputError(url, "files", f"expected {n} strings, got {files.dtype} {files.shape}")
 
     def load_images() -> np.ndarray:
         images = _npz_array(np.load(path, allow_pickle=False), "images", url)
@@ -316,7 +319,8 @@ def _open_npz(url: str, resolution: int | None) -> Split:
             raise InputError(url, "images", f"expected uint8, got {images.dtype}")
         return images if resolution in (None, side) else _resized(images, resolution)
 
-    return Split(url, names[order], labels[order], sorted_classes, exact, order, memoize(load_images))
+    return Split(url, names[order], labels[order], sorted_classes, exact, order, memoize(load_images),
+                 files=None if files is None else files[order].astype(str))
 
 
 def _npz_names(npz: np.lib.npyio.NpzFile, labels: np.ndarray, classes: tuple[str, ...], url: str) -> np.ndarray:

@@ -6,8 +6,9 @@ with :func:`~.datasets.open_split`, rows in the same ImageFolder order and with 
 and class names as the source:
 
 - ``npz`` (the in-memory path, small datasets): ``OUT/train.npz`` and ``OUT/test.npz`` with
-  ``images``, ``labels``, ``classes``, ``names``, ``image_size``; trainers hold the split on
-  the GPU as today;
+  ``images``, ``labels``, ``classes``, ``names``, ``image_size`` and ``files`` (where each
+  image came from, for label_issues.csv and the gallery); trainers hold the split on the GPU
+  as today;
 - ``shards`` (larger than memory): ``OUT/train/`` and ``OUT/test/`` packed splits
   (:mod:`.shards`, litdata), streamed to the trainers;
 - ``auto`` (default): ``shards`` when a split's pixels at the resolution exceed
@@ -136,7 +137,8 @@ def _write(split: Split, name: str, chosen: str, resolution: int | None, stage: 
         np.savez(os.path.join(stage, f"{name}.npz"), images=images, labels=split.labels,
                  classes=np.array(split.classes, dtype=str), names=split.names.astype(str),
                  image_size=np.array(images.shape[1]),
-                 **({} if split.exact is None else {"exact": split.exact}))
+                 **({} if split.exact is None else {"exact": split.exact}),
+                 **({} if split.files is None else {"files": split.files.astype(str)}))
         return int(images.shape[1])
     pixels = (image_files.iter_decoded(split.files, resolution) if split.files is not None
               else iter(split.images()))

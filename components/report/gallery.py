@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import logging
 import os
 from collections.abc import Callable, Sequence
 
@@ -25,6 +26,8 @@ import numpy as np
 
 from ..common import storage
 from ..common.artifacts import LabelIssues
+
+log = logging.getLogger("clpipe.report")
 
 #: Longest side of a thumbnail, in pixels.
 THUMB_PX = 144
@@ -145,17 +148,23 @@ def write_gallery(masks: str, dataset: str, out: str, *, subset_per_class: int =
 
 
 def view_thumbnails(view) -> Callable[[Sequence[int]], dict[int, str]]:
-    """Thumbnails of a dataset view's rows: from the original files when the view has them (full
-    resolution, only the rows shown are read), else from its pixels."""
+    """Thumbnails of a dataset view's rows: from the original files when the view knows them and
+    they can be read from here (full resolution, only the rows shown are read), else from the
+    view's (packed) pixels."""
+    from ..common.errors import InputError
     from ..common.image_files import read_files
     from ..common.imaging import decode_image
 
     def make(rows: Sequence[int]) -> dict[int, str]:
-        if view.files is None:
-            images = view.images()
-            return {r: thumbnail_uri(images[r]) for r in rows}
-        contents = read_files([str(view.files[r]) for r in rows])
-        return {r: thumbnail_uri(decode_image(contents[str(view.files[r])], str(view.files[r]))) for r in rows}
+        if view.files is not None:
+            try:
+                contents = read_files([str(view.files[r]) for r in rows])
+                return {r: thumbnail_uri(decode_image(contents[str(view.files[r])], str(view.files[r])))
+                        for r in rows}
+            except InputError as e:
+                log.info("thumbnails from the packed pixels: %s", e)
+        images = view.images()
+        return {r: thumbnail_uri(images[r]) for r in rows}
 
     return make
 

@@ -83,3 +83,19 @@ def test_small_images_are_enlarged_crisply_and_big_ones_shrunk():
     size = lambda uri: Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).size
     assert size(small) == (8, 8)  # enlarged by the browser (image-rendering: pixelated), not resampled
     assert size(big) == (72, 144)
+
+
+def test_thumbnails_fall_back_to_packed_pixels_when_the_originals_are_gone(review, tmp_path):
+    import shutil
+
+    from clpipe.components.common import packing
+
+    folder, _, tmp, _ = review
+    copy = tmp_path / "copy"
+    shutil.copytree(folder.root, copy)
+    packing.pack(dataset=str(copy), out=str(tmp_path / "packed"), resolution=32)
+    shutil.rmtree(copy)
+    url = gallery.write_gallery(str(tmp / "masks"), str(tmp_path / "packed"), str(tmp_path / "report"), top=6,
+                                per_class=1)
+    page = Path(url).read_text()
+    assert len(re.findall(r"<figure", page)) == len(re.findall(r'<img src="data:image/png', page)) >= 6
