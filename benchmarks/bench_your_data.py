@@ -37,12 +37,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.your_data (the dataset writers)
 
-from clpipe.cli import main as clpipe  # noqa: E402
-from clpipe.components.common import datasets  # noqa: E402
-from clpipe.components.common.artifacts import LabelIssues  # noqa: E402
-from clpipe.components.report import gallery  # noqa: E402
-from tests.your_data import digits_imagefolder, png  # noqa: E402
-from timing import DATA  # noqa: E402
+from clpipe.components.common import datasets
+from clpipe.components.common.artifacts import LabelIssues
+from clpipe.components.report import gallery
+from timing import DATA
+
+from clpipe.cli import main as clpipe
+from tests.your_data import digits_imagefolder, png
 
 
 def cifar_imagefolder(root: Path, per_class: int, noise: float, seed: int) -> set[str]:
