@@ -110,3 +110,35 @@ def test_review_bad_inputs_exit_2_without_output(digits_run, tmp_path, capsys, e
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[-1].startswith("ERROR make-masks: ") and message in lines[-1]
     assert sum(line.startswith("ERROR") for line in lines) == 1
+
+
+@pytest.mark.parametrize("n_classes", [2, 100])
+def test_two_and_a_hundred_classes(n_classes, tmp_path):
+    """Synthetic out-of-sample pred_probs on an ImageFolder of K classes with one known flip per class pair."""
+    from tests.your_data import png
+
+    per_class = 30 if n_classes == 2 else 6
+    for k in range(n_classes):
+        folder = tmp_path / "data" / "train" / f"class-{k:03d}"
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            (folder / f"{i}.png").write_bytes(png(np.full((2, 2, 3), k, np.uint8)))
+    split = datasets.open_split(str(tmp_path / "data"))
+    rng = np.random.default_rng(0)
+    truth = split.labels.copy()
+    wrong = np.arange(0, len(split), per_class)[: max(2, n_classes // 5)]  # the first image of some classes
+    truth[wrong] = (split.labels[wrong] + 1) % n_classes  # it really shows the next class
+    logits = rng.normal(size=(len(split), n_classes))
+    logits[np.arange(len(split)), truth] += 8.0
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.save(tmp_path / "labels.npy", split.labels)
+    np.save(tmp_path / "probs.npy", probs)
+    out = tmp_path / "masks"
+    assert main(["--labels", str(tmp_path / "labels.npy"), "--pred-probs", str(tmp_path / "probs.npy"),
+                 "--dataset", str(tmp_path / "data"), "--methods", "argmax", "cl_pbnr", "--out", str(out)]) == 0
+    table = LabelIssues.read(str(out))
+    assert table.methods == ("argmax", "cl_pbnr")
+    top = set(table.columns["row"][: len(wrong)].tolist())
+    assert top == set(wrong.tolist())
+    assert set(table.columns["suggested_label"][: len(wrong)]) <= set(split.classes)
+    assert np.load(out / "noise_matrix.npy").shape == (n_classes, n_classes)
