@@ -120,6 +120,7 @@ def main() -> None:
     p.add_argument("--datasets", nargs="+", choices=("digits", "cifar64"), default=["digits", "cifar64"])
     p.add_argument("--noise", type=float, default=0.1, help="fraction of images put in a wrong folder")
     p.add_argument("--n-folds", type=int, default=4)
+    p.add_argument("--digits-arch", default="airbench94", help="fold network for digits at 32 px")
     p.add_argument("--digits-epochs", type=int, default=10)
     p.add_argument("--cifar-per-class", type=int, default=100)
     p.add_argument("--cifar-epochs", type=int, default=8)
@@ -136,7 +137,7 @@ def main() -> None:
             if name == "digits":
                 folder = digits_imagefolder(work / "images", noise=args.noise, seed=0)
                 injected = set(folder.flipped)
-                times = pipeline(folder.root, work, resolution=32, arch="airbench94", epochs=args.digits_epochs,
+                times = pipeline(folder.root, work, resolution=32, arch=args.digits_arch, epochs=args.digits_epochs,
                                  n_folds=args.n_folds)
             else:
                 files = cifar_imagefolder(work / "images", args.cifar_per_class, args.noise, seed=0)
@@ -144,7 +145,7 @@ def main() -> None:
                 times = pipeline(work / "images", work, resolution=64, arch="resnet50", epochs=args.cifar_epochs,
                                  n_folds=args.n_folds)
             result = scores(work, injected)
-            print(f"\n## {name}: {result['n']} images, {result['injected']} injected errors, "
+            print(f"\n## {name} ({time.strftime('%H:%M')}): {result['n']} images, {result['injected']} injected errors, "
                   f"out-of-sample accuracy vs given labels {result['oos_accuracy_vs_given']:.3f}")
             print(f"flagged (cl_pbnr): {result['flagged']}  precision {result['precision']:.3f}  "
                   f"recall {result['recall']:.3f}  |  top-{result['injected']} precision (= recall) "
