@@ -10,7 +10,10 @@ e-mail attachment) without the dataset. Small images (digits, CIFAR) are enlarge
 pixels (``image-rendering: pixelated``), large photos shrunk to :data:`THUMB_PX`.
 
 Used by the report: ``gallery_html(...)`` returns the page (:func:`write_gallery` reads a
-make-masks output and a dataset and writes ``gallery.html``).
+make-masks output and a dataset and writes ``gallery.html``). Until the report stage calls it,
+it runs on its own::
+
+    python -m clpipe.components.report.gallery --masks runs/masks --dataset runs/packed --out runs/review
 """
 
 from __future__ import annotations
@@ -130,8 +133,22 @@ Cards are ranked by cleanlab's label quality score (0 = the out-of-sample model 
 
 def write_gallery(masks: str, dataset: str, out: str, *, subset_per_class: int = 0, subset_seed: int = 0,
                   top: int = TOP, per_class: int = PER_CLASS) -> str:
-    """Reads ``masks``' label_issues.csv and summary, makes thumbnails from ``dataset`` and writes
-    ``out/gallery.html``; returns its URL. The rows are those of the train view make-masks saw."""
+    """Writes the review gallery of a make-masks output: OUT/gallery.html (self-contained).
+
+    The rows are those of the train view make-masks saw (the same subset settings).
+
+    Args:
+        masks: make-masks output made with --dataset (label_issues.csv, summary.json).
+        dataset: The dataset it was made with (path or URL): thumbnails come from its files.
+        out: Output directory (path or URL).
+        subset_per_class: The class-stratified subset of the run (0 = all rows).
+        subset_seed: Seed of that subset.
+        top: Cards in the overall section.
+        per_class: Flagged cards per class section.
+
+    Returns:
+        The URL of gallery.html.
+    """
     from ..common.artifacts import Masks
     from ..common.datasets import open_split, subset_rows
 
@@ -205,3 +222,13 @@ figcaption { padding: 8px 10px 10px; }
 .methods { color: var(--muted); font-size: 11px; }
 .empty { color: var(--muted); }
 """
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ..common.cli import Command, stage_main
+
+    return stage_main("report gallery", Command(write_gallery), argv, description=__doc__)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
