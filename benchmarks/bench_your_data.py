@@ -4,7 +4,7 @@ Two datasets nobody here made, each written as an ImageFolder with a known fract
 moved into a wrong class folder (the injected label errors), then run through the stages as a
 user would, each timed:
 
-1. ``clpipe data pack`` at the training resolution;
+1. ``clpipe data prepare`` at the training resolution;
 2. ``clpipe fold-train`` for each of K folds (given labels = the folders);
 3. ``clpipe combine-folds``;
 4. ``clpipe make-masks --dataset`` (label_issues.csv, cleaned labels, noise matrix);
@@ -75,7 +75,8 @@ def pipeline(folder: Path, work: Path, *, resolution: int, arch: str, epochs: in
     """The stages on one ImageFolder; returns the stage times."""
     times: dict[str, float] = {}
     packed = str(work / "packed")
-    run(["data", "pack", "--dataset", str(folder), "--resolution", str(resolution), "--out", packed], times, "pack")
+    run(["data", "prepare", "--dataset", str(folder), "--resolution", str(resolution), "--out", packed], times,
+        "prepare")
     np.save(work / "labels.npy", datasets.open_split(packed).labels)  # given labels = the folders
     for k in range(n_folds):
         run(["fold-train", "--dataset", packed, "--labels", str(work / "labels.npy"), "--fold", str(k),

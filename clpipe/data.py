@@ -6,8 +6,8 @@
 - ``subset``: a class-stratified subset as a small ``.npz`` that keeps the original file
   ids (so label files still match), optionally with the matching labels as seed JSON.
 - ``info``: classes, sizes and fingerprint of a dataset's splits.
-- ``pack``: any dataset (ImageFolder, manifest, .npz) at a training resolution, as .npz files
-  (in memory) or streamed shards (larger than memory); see ``components/common/packing.py``.
+- ``prepare``: any dataset (ImageFolder, manifest, .npz) at a training resolution, as .npz files
+  (in memory) or streamed shards (larger than memory); see ``components/common/prepare.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from clpipe.components.common import cli, packing, storage
+from clpipe.components.common import cli, prepare, storage
 from clpipe.components.common.datasets import SPLITS, Split, export_imagefolder, open_split, subset_rows
 from clpipe.components.common.errors import InputError
 from clpipe.components.common.labels import load_labels
@@ -46,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--labels", help="a label file of the whole split to subset too")
     sb.add_argument("--labels-out", help="where to write the subset's labels (seed JSON, file -> label)")
 
-    # Listed here for --help; 'clpipe data pack' is parsed from packing.pack's signature (main).
-    sub.add_parser("pack", help="resize/crop once at a training resolution, as .npz or streamed shards")
+    # Listed here for --help; 'clpipe data prepare' is parsed from prepare.prepare's signature (main).
+    sub.add_parser("prepare", help="resize/crop once at a training resolution, as .npz or streamed shards")
     info = sub.add_parser("info", help="print classes, sizes and fingerprints as JSON")
     info.add_argument("dataset")
     for q in (ex, sb, info):
@@ -112,6 +112,6 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["pack"]:
-        return cli.stage_main("data pack", cli.Command(packing.pack), argv[1:], description=packing.__doc__)
+    if argv[:1] == ["prepare"]:
+        return cli.stage_main("data prepare", cli.Command(prepare.prepare), argv[1:], description=prepare.__doc__)
     return cli.run_stage("data", build_parser(), argv, run)

@@ -20,8 +20,8 @@ Sources (a dataset URL names one split, or a root holding ``train`` and optional
     each image came from, ``image_size`` (S) and ``exact``. Without ``image_size`` the images must be 32x32 (the seed's CIFAR-10
     files). Without ``names`` rows get the seed's names ``<class>/<id>_<class>.png`` (ids
     from ``ids``, default ``0..N-1``), so an ``.npz`` of the official CIFAR-10 order lines up
-    with the published files. ``clpipe data pack`` writes this form (the in-memory path);
-(d) packed shards for datasets larger than memory (:mod:`.shards`, ``clpipe data pack
+    with the published files. ``clpipe data prepare`` writes this form (the in-memory path);
+(d) packed shards for datasets larger than memory (:mod:`.shards`, ``clpipe data prepare
     --format shards``), streamed to the trainers.
 
 Images are decoded lazily: stages that only need names and labels (masks, noisy labels)

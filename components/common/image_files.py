@@ -274,7 +274,7 @@ def decode_files(files: Sequence[str], resolution: int | None, *, workers: int |
         elif pixels.shape != images.shape[1:]:
             raise InputError(files[i], "", f"is {pixels.shape[1]}x{pixels.shape[0]} px, but {files[0]} is "
                              f"{images.shape[2]}x{images.shape[1]}: images of different sizes need a "
-                             "training resolution (clpipe data pack --resolution R) to be resized and cropped")
+                             "training resolution (clpipe data prepare --resolution R) to be resized and cropped")
         images[i] = pixels
     os.makedirs(storage.cache_dir(), exist_ok=True)
     storage.save_npy(cache_file, images)

@@ -1,6 +1,6 @@
 """One image file -> one (R, R, 3) uint8 array: the only place clpipe turns pixels into arrays.
 
-Every reader of user images goes through :func:`decode_image` -- packing a dataset, the
+Every reader of user images goes through :func:`decode_image` -- preparing a dataset, the
 in-memory ImageFolder/manifest path, ``clpipe predict`` and the review gallery's thumbnails --
 so a model sees at prediction time exactly the preprocessing it was trained with.
 

@@ -1,6 +1,6 @@
 """Networks by name, and which one fits a training resolution (torch-free until one is built).
 
-The fold trainer picks its architecture from the resolution of the packed dataset unless one
+The fold trainer picks its architecture from the resolution of the prepared dataset unless one
 is set (:func:`choose_architecture`); an exported model (:mod:`.model_files`) names its
 architecture, and ``clpipe predict`` rebuilds it here (:func:`build_network`). So every
 architecture a model can be exported with is built by this module.
@@ -16,8 +16,8 @@ R = 32                  ``airbench94``  airbench's network is made for 32 x 32: 
                                         the stem; adaptive pooling takes any R
 R >= 128                ``resnet50``    torchvision ResNet-50, the ImageNet recipe's network
                                         (224 px), the one cleanlab#555's team used
-R < 32                  (refused)       too small for either stem: pack at 32 (the pack
-                                        step upsamples, once)
+R < 32                  (refused)       too small for either stem: prepare at 32 (it
+                                        upsamples, once)
 ======================  ==============  ===================================================
 
 clpipe differs from the seed here on purpose: the seed trained ``resnet50`` with its ImageNet
@@ -41,7 +41,7 @@ def choose_architecture(resolution: int) -> str:
     """The architecture for images of ``resolution`` x ``resolution`` (the table above)."""
     if resolution < AIRBENCH_RESOLUTION:
         raise InputError("resolution", "", f"{resolution} px is too small for the fold trainer's networks; "
-                         f"pack the dataset at {AIRBENCH_RESOLUTION} (clpipe data pack --resolution 32)")
+                         f"prepare the dataset at {AIRBENCH_RESOLUTION} (clpipe data prepare --resolution 32)")
     if resolution == AIRBENCH_RESOLUTION:
         return "airbench94"
     return "resnet18" if resolution < RESNET50_FROM else "resnet50"

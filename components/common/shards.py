@@ -1,6 +1,6 @@
 """Packed shards: a split larger than memory, at its training resolution, streamed to the trainers.
 
-Written once by ``clpipe data pack --format shards`` (:mod:`.packing`), read by URL from a
+Written once by ``clpipe data prepare --format shards`` (:mod:`.prepare`), read by URL from a
 local disk or object storage (``s3://``, ``minio://``, ``gs://``) through **litdata**
 (Lightning AI's ``litdata.streaming``). litdata was chosen over mosaicml-streaming and
 webdataset after measuring all three on this machine (``benchmarks/bench_streaming.py``,
@@ -191,7 +191,7 @@ def open_shards(url: str, resolution: int | None):
     side = int(rows["image_size"])
     if resolution not in (None, side):
         raise InputError("resolution", "", f"{url} is packed at {side} px; shards are not resized again: "
-                         f"pack the source at {resolution} instead")
+                         f"prepare the source at {resolution} instead")
     n = len(rows["labels"])
 
     def load_images() -> np.ndarray:

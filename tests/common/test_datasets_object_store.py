@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import s3fs
-from clpipe.components.common import datasets, packing
+from clpipe.components.common import datasets, prepare
 from clpipe.components.common.shards import ShardStream
 
 from tests.object_stores import seaweed
@@ -59,7 +59,7 @@ def test_manifest_on_the_store_with_relative_and_absolute_urls(env, store, uploa
 def test_shards_packed_on_the_store_stream_back(env, uploaded):
     folder, _ = uploaded
     out = f"s3://{BUCKET}/packed"
-    packing.pack(dataset=str(folder.root), out=out, resolution=16, format="shards")
+    prepare.prepare(dataset=str(folder.root), out=out, resolution=16, format="shards")
     streamed = datasets.open_split(out)
     local = datasets.open_split(str(folder.root), resolution=16)
     np.testing.assert_array_equal(streamed.names, local.names)

@@ -1,4 +1,4 @@
-"""clpipe data pack: once at a training resolution, as .npz (in memory) or litdata shards (streamed),
+"""clpipe data prepare: once at a training resolution, as .npz (in memory) or litdata shards (streamed),
 rows and names unchanged; every bad dataset input one ERROR line, exit 2, nothing written."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from clpipe.components.common import datasets, packing
+from clpipe.components.common import datasets, prepare
 from clpipe.components.common.shards import ShardStream
 
 from clpipe.cli import main as clpipe_main
@@ -25,10 +25,10 @@ def _same_rows(a: datasets.Split, b: datasets.Split) -> None:
     assert a.classes == b.classes and a.fingerprint() == b.fingerprint()
 
 
-def test_pack_npz_keeps_rows_names_and_pixels(digits, tmp_path):
-    info = packing.pack(dataset=str(digits.root), out=str(tmp_path / "p"), resolution=32)
+def test_prepare_npz_keeps_rows_names_and_pixels(digits, tmp_path):
+    info = prepare.prepare(dataset=str(digits.root), out=str(tmp_path / "p"), resolution=32)
     assert info["splits"]["train"]["format"] == "npz" and info["splits"]["train"]["image_size"] == 32
-    assert json.loads((tmp_path / "p" / "pack.json").read_text()) == info
+    assert json.loads((tmp_path / "p" / "prepared.json").read_text()) == info
     pixels = datasets.open_split(str(tmp_path / "p")).images() / 255.0
     np.testing.assert_allclose(info["splits"]["train"]["mean"], pixels.mean(axis=(0, 1, 2)), atol=1e-6)
     np.testing.assert_allclose(info["splits"]["train"]["std"], pixels.std(axis=(0, 1, 2)), atol=1e-6)
@@ -42,16 +42,16 @@ def test_cifar10_packs_bit_for_bit_at_native_size(cifar10_dir, tmp_path):
     split = datasets.open_split(cifar10_dir, "train")
     small = split.take(datasets.subset_rows(split.labels, 20, seed=0))
     datasets.export_imagefolder(small, str(tmp_path / "folder"), "train")
-    packing.pack(dataset=str(tmp_path / "folder"), out=str(tmp_path / "p"), resolution=32)
+    prepare.prepare(dataset=str(tmp_path / "folder"), out=str(tmp_path / "p"), resolution=32)
     packed = datasets.open_split(str(tmp_path / "p"))
     _same_rows(packed, small)
     np.testing.assert_array_equal(packed.images(), small.images())
 
 
-def test_pack_shards_streams_the_same_rows(tmp_path):
+def test_prepare_shards_streams_the_same_rows(tmp_path):
     root = mixed_imagefolder(tmp_path / "mixed")
-    in_memory_info = packing.pack(dataset=str(root), out=str(tmp_path / "npz"), resolution=24, format="npz")
-    streamed_info = packing.pack(dataset=str(root), out=str(tmp_path / "sh"), resolution=24, format="shards")
+    in_memory_info = prepare.prepare(dataset=str(root), out=str(tmp_path / "npz"), resolution=24, format="npz")
+    streamed_info = prepare.prepare(dataset=str(root), out=str(tmp_path / "sh"), resolution=24, format="shards")
     for key in ("mean", "std", "fingerprint", "n_examples", "classes"):
         assert streamed_info["splits"]["train"][key] == in_memory_info["splits"]["train"][key]
     in_memory = datasets.open_split(str(tmp_path / "npz"))
@@ -68,7 +68,7 @@ def test_shard_stream_order_is_deterministic_per_epoch_and_keeps_row_identity(tm
         for i in range(40):
             (tmp_path / "src" / "train" / f"c{k}" / f"{i:02d}.png").write_bytes(
                 png(np.full((8, 8, 3), 40 * k + i % 40, np.uint8)))
-    packing.pack(dataset=str(tmp_path / "src"), out=str(tmp_path / "sh"), format="shards")
+    prepare.prepare(dataset=str(tmp_path / "src"), out=str(tmp_path / "sh"), format="shards")
     url = str(tmp_path / "sh" / "train")
     images = datasets.open_split(url).images()
     train_rows = np.arange(0, 120, 3)
@@ -92,7 +92,7 @@ def test_shard_stream_order_is_deterministic_per_epoch_and_keeps_row_identity(tm
 
 
 def _bad_datasets(tmp):
-    """case -> (arguments of clpipe data pack without --out, text the ERROR line must contain)."""
+    """case -> (arguments of clpipe data prepare without --out, text the ERROR line must contain)."""
     truncated = tmp / "truncated" / "train"
     for cls in ("a", "b"):
         (truncated / cls).mkdir(parents=True)
@@ -129,7 +129,7 @@ def test_bad_dataset_one_error_line_exit_2_nothing_written(case, tmp_path, capsy
     inputs.mkdir()
     args, message = _bad_datasets(inputs)[case]
     out = tmp_path / "packed"
-    assert clpipe_main(["data", "pack", *args, "--out", str(out)]) == 2
+    assert clpipe_main(["data", "prepare", *args, "--out", str(out)]) == 2
     assert not out.exists()
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("ERROR") or "error:" in line]

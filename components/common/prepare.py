@@ -1,4 +1,4 @@
-"""``clpipe data pack``: a dataset from any source, at its training resolution, in the form trainers read fast.
+"""``clpipe data prepare``: a dataset from any source, at its training resolution, in the form trainers read fast.
 
 Decoding, resizing and cropping happen here, once (:func:`~.imaging.decode_image`), not on
 every epoch or in every fold task. The output is itself a dataset URL that every stage opens
@@ -14,7 +14,7 @@ and class names as the source:
 - ``auto`` (default): ``shards`` when a split's pixels at the resolution exceed
   :data:`IN_MEMORY_MAX_BYTES`, else ``npz``.
 
-Plus ``OUT/pack.json``: source, resolution, format and per split the row count, class names,
+Plus ``OUT/prepared.json``: source, resolution, format and per split the row count, class names,
 fingerprint (the same fingerprint as the source's rows: names and labels are unchanged) and
 the per-channel ``mean`` and ``std`` of its pixels scaled to [0, 1] (the train split's are the
 input normalisation a trainer uses and an exported model's card records). Published all at
@@ -39,12 +39,12 @@ log = logging.getLogger("clpipe.data")
 #: Largest split (uint8 pixels at the training resolution) that ``auto`` keeps on the in-memory
 #: path. Trainers hold it on the GPU as float16, twice this size, next to the network.
 IN_MEMORY_MAX_BYTES = 4 << 30
-PACK_INFO = "pack.json"
+PREPARED_INFO = "prepared.json"
 Format = Literal["auto", "npz", "shards"]
 
 
-def pack(*, dataset: str, out: str, resolution: int | None = None, format: Format = "auto") -> dict:
-    """Packs the train (and, if present, test) split of ``dataset`` at ``resolution`` into ``out``.
+def prepare(*, dataset: str, out: str, resolution: int | None = None, format: Format = "auto") -> dict:
+    """Prepares the train (and, if present, test) split of ``dataset`` at ``resolution`` into ``out``.
 
     Args:
         dataset: ImageFolder root, manifest (.csv/.jsonl), .npz, or a directory of those (path or URL).
@@ -54,13 +54,13 @@ def pack(*, dataset: str, out: str, resolution: int | None = None, format: Forma
         format: npz (in memory), shards (streamed, larger than memory) or auto (by size).
 
     Returns:
-        The contents of ``pack.json``.
+        The contents of ``prepared.json``.
     """
     if format not in ("auto", "npz", "shards"):
         raise InputError("format", "", f"must be auto, npz or shards, got {format!r}")
     started = time.perf_counter()
     splits = _open_splits(dataset, resolution)
-    info = {"stage": "pack", "source": dataset, "resolution": resolution, "splits": {}}
+    info = {"stage": "prepare", "source": dataset, "resolution": resolution, "splits": {}}
     with storage.staged_output(out) as stage:
         for name, split in splits.items():
             chosen = _format_of(split, resolution, format)
@@ -71,7 +71,7 @@ def pack(*, dataset: str, out: str, resolution: int | None = None, format: Forma
                                     **stats.result()}
             log.info("%s: %d images at %d px as %s", name, len(split), side, chosen)
         info["time_s"] = round(time.perf_counter() - started, 3)
-        storage.save_json(os.path.join(stage, PACK_INFO), info)
+        storage.save_json(os.path.join(stage, PREPARED_INFO), info)
     log.info("wrote %s in %.1f s", out, info["time_s"])
     return info
 
