@@ -1,7 +1,7 @@
 """Co-Teaching throughput: epoch time and images/s of the paper's two CNNs (prints, never asserts).
 
-Times the stage's own loop (``logic.train_epoch`` = both networks forward, small-loss
-exchange, both backward/Adam steps; ``logic.evaluate`` = both networks on the test set) on
+Times the stage's own loop (``method.train_epoch`` = both networks forward, small-loss
+exchange, both backward/Adam steps; ``method.evaluate`` = both networks on the test set) on
 real CIFAR-10 images with the feb2020 recipe (batch 128, crop+flip, forget rate 0.2 as
 after the ramp). On the CPU only a few hundred images are timed and a full epoch is
 **extrapolated** from the measured rates; on CUDA (bf16 autocast, channels_last, data on
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from clpipe.components.common import datasets, training
-from clpipe.components.coteach import logic
+from clpipe.components.coteach import method, recipes
 from clpipe.components.coteach.model import build_pair
 from timing import DATA
 
@@ -41,28 +41,28 @@ def _sync(device: torch.device) -> None:
 def bench(width: int, train_x, train_y, test_x, test_y, device: torch.device, epochs: int,
           batch: int) -> dict:
     """Times ``epochs`` Co-Teaching epochs (reports the last, after a one-batch warm-up)."""
-    recipe = logic.resolve_recipe("feb2020", cnn_width=width, batch_size=batch)
+    recipe = recipes.resolve_recipe("feb2020", cnn_width=width, batch_size=batch)
     training.seed_everything(0, device)
     loader = training.DeviceLoader(train_x, train_y, batch_size=batch, device=device, shuffle=True,
                                    drop_last=True, augment=training.Augment(pad=4, flip=True))
     test_loader = training.DeviceLoader(test_x, test_y, batch_size=1024, device=device, shuffle=False)
     nets = tuple(training.to_device(n, device) for n in build_pair(10, width=width, seed=0))
-    optimizers = logic.adam_pair(nets, recipe.lr, device)
+    optimizers = method.adam_pair(nets, recipe.lr, device)
     kwargs = {"forget_rate": recipe.forget_rate, "weights": None, "double_normalise": recipe.double_normalise}
     warm = training.DeviceLoader(train_x[:batch], train_y[:batch], batch_size=batch, device=device,
                                  shuffle=False, drop_last=True)
-    logic.train_epoch(nets, optimizers, warm, **kwargs)  # allocations, cuDNN autotuning
+    method.train_epoch(nets, optimizers, warm, **kwargs)  # allocations, cuDNN autotuning
     for net in nets:
-        logic.evaluate(net, training.DeviceLoader(test_x[:256], test_y[:256], batch_size=1024, device=device,
+        method.evaluate(net, training.DeviceLoader(test_x[:256], test_y[:256], batch_size=1024, device=device,
                                                   shuffle=False))
     for _ in range(epochs):
         _sync(device)
         start = time.perf_counter()
-        stats = logic.train_epoch(nets, optimizers, loader, **kwargs)
+        stats = method.train_epoch(nets, optimizers, loader, **kwargs)
         _sync(device)
         train_s = time.perf_counter() - start
         start = time.perf_counter()
-        accs = [float(logic.evaluate(net, test_loader).double().mean()) for net in nets]
+        accs = [float(method.evaluate(net, test_loader).double().mean()) for net in nets]
         _sync(device)
         eval_s = time.perf_counter() - start
     train_ips = stats.images / train_s

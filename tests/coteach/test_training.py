@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from clpipe.components.common.errors import InputError
-from clpipe.components.coteach import logic
+from clpipe.components.coteach import checkpoint, loop, recipes
 
 pytestmark = pytest.mark.slow
 
-RECIPE = logic.resolve_recipe("feb2020", epochs=3, cnn_width=8, batch_size=64)
+RECIPE = recipes.resolve_recipe("feb2020", epochs=3, cnn_width=8, batch_size=64)
 TIMING = ("epoch_time_s", "train_time_s")
 
 
@@ -36,7 +36,7 @@ def train(data, *, sink=None, **kwargs):
     args = {"keep": data.keep, "true_labels": data.true, "test_exact": data.test_exact, "recipe": RECIPE,
             "seed": 7, "num_classes": 10, "device": torch.device("cpu"), "progress": False}
     args.update(kwargs)
-    result = logic.train_coteaching(data.train_images, data.given, data.test_images, data.test_labels,
+    result = loop.train_coteaching(data.train_images, data.given, data.test_images, data.test_labels,
                                     **args, **sink.kwargs())
     return result, sink
 
@@ -90,7 +90,7 @@ def test_metrics_follow_the_contract(uninterrupted, small_cifar):
 
 def test_checkpoint_holds_both_nets_optimisers_curves_and_rng(uninterrupted):
     result, sink = uninterrupted
-    state = logic.load_checkpoint(sink.checkpoints[-1], "checkpoint.pt")
+    state = checkpoint.load_checkpoint(sink.checkpoints[-1], "checkpoint.pt")
     assert state["next_epoch"] == 3
     assert set(state) >= {"model1", "model2", "optimizer1", "optimizer2", "curves", "rng", "settings"}
     assert set(state["rng"]) >= {"torch", "order", "aug"}
@@ -108,7 +108,7 @@ def test_resume_gives_the_uninterrupted_result(uninterrupted, small_cifar):
     first, sink = train(small_cifar, stop_after=1)
     assert not first.metrics["complete"] and first.metrics["epochs_done"] == 1
     assert len(sink.checkpoints) == 1
-    state = logic.load_checkpoint(sink.checkpoints[-1], "checkpoint.pt")
+    state = checkpoint.load_checkpoint(sink.checkpoints[-1], "checkpoint.pt")
     resumed, sink2 = train(small_cifar, resume=state)
     assert resumed.metrics["complete"] and resumed.metrics["epochs_done"] == 2
     assert deterministic_curves(resumed.metrics) == deterministic_curves(uninterrupted[0].metrics)
@@ -118,19 +118,19 @@ def test_resume_gives_the_uninterrupted_result(uninterrupted, small_cifar):
 
 
 def test_rerun_of_a_finished_run_trains_nothing(uninterrupted, small_cifar):
-    state = logic.load_checkpoint(uninterrupted[1].checkpoints[-1], "checkpoint.pt")
+    state = checkpoint.load_checkpoint(uninterrupted[1].checkpoints[-1], "checkpoint.pt")
     again, sink = train(small_cifar, resume=state)
     assert deterministic_curves(again.metrics) == deterministic_curves(uninterrupted[0].metrics)
     assert len(sink.checkpoints) == 0 and len(sink.metrics) == 1
 
 
 @pytest.mark.parametrize("change, named", [
-    ({"recipe": logic.resolve_recipe("feb2020", epochs=3, cnn_width=8, batch_size=64, lr=2e-3)}, "recipe.lr"),
+    ({"recipe": recipes.resolve_recipe("feb2020", epochs=3, cnn_width=8, batch_size=64, lr=2e-3)}, "recipe.lr"),
     ({"seed": 8}, "seed"),
     ({"keep": None}, "keep_mask"),
 ])
 def test_resume_refuses_different_settings(uninterrupted, small_cifar, change, named):
-    state = logic.load_checkpoint(uninterrupted[1].checkpoints[0], "out/checkpoint.pt")
+    state = checkpoint.load_checkpoint(uninterrupted[1].checkpoints[0], "out/checkpoint.pt")
     with pytest.raises(InputError) as e:
         train(small_cifar, resume=state, resume_source="out/checkpoint.pt", **change)
     assert e.value.source == "out/checkpoint.pt" and named in e.value.problem
