@@ -1,9 +1,11 @@
 """``clpipe coteach``: Co-Teaching on the examples a confident-learning mask kept.
 
 Writes ``--out DIR`` (path or fsspec URL): ``metrics.json`` after every epoch and
-``checkpoint.pt`` at the end of every epoch (docs/architecture.md). A rerun with the same
-``--out`` resumes from the checkpoint (and refuses if the settings differ); a finished run
-rerun only rewrites its metrics. Bad input (exit 2) is detected before anything is written.
+``checkpoint.pt`` after every ``--checkpoint-every``-th epoch and the last (the recipe's
+cadence: every epoch for the paper recipes, every 10th for ``fast``; docs/architecture.md).
+A rerun with the same ``--out`` resumes from the checkpoint (and refuses if the settings
+differ); a finished run rerun only rewrites its metrics. Bad input (exit 2) is detected
+before anything is written.
 
 Example (the seed's command line):
   clpipe coteach --seed 1 --batch-size 128 --lr 0.001 --epochs 250 --forget-rate 0.2 \\
@@ -24,7 +26,7 @@ from ..common.errors import InputError
 from ..common.methods import RUN_METHODS
 from . import checkpoint, loop
 from .method import class_weights
-from .recipes import CLASS_WEIGHT_RULES, DEFAULT_RECIPE, RECIPE_NAMES, resolve_recipe
+from .recipes import CLASS_WEIGHT_RULES, DEFAULT_RECIPE, PRECISIONS, RECIPE_NAMES, resolve_recipe
 
 log = logging.getLogger("clpipe")
 
@@ -75,7 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score a class-stratified subset of this many test images per class (0 = all)")
     p.add_argument("--test-subset-seed", type=int, default=0, help="seed of that test subset")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1 ...")
-    p.add_argument("--checkpoint-every", type=int, default=1, help="epochs between checkpoints (default 1)")
+    p.add_argument("--eval-every", type=int,
+                   help="score the test set after every N-th epoch and the last (feb2020: 1, fast: 10)")
+    p.add_argument("--checkpoint-every", type=int,
+                   help="save the resumable state after every N-th epoch and the last (feb2020: 1, fast: 10)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="GPU arithmetic (paper recipes: fp32, fast: bf16); the CPU always computes in fp32")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction,
+                   help="torch.compile the networks on a GPU (fast: on); compiled graphs are cached "
+                        "under $CLPIPE_CACHE_DIR/torchinductor (or $TORCHINDUCTOR_CACHE_DIR)")
     p.add_argument("--stop-after", type=int,
                    help="stop cleanly once this many epochs are done in total (time-boxed jobs); "
                         "rerun to go on")
@@ -128,13 +138,14 @@ def open_test_view(url: str, per_class: int, seed: int) -> Split:
 
 def run(args: argparse.Namespace) -> None:
     # --- everything that can be wrong with the input is checked before anything is written ----
-    cli.check_positive("--checkpoint-every", args.checkpoint_every)
+    loop.check_stop_after(args.stop_after)
     if args.test_subset_per_class < 0:
         raise InputError("--test-subset-per-class", "", f"must be >= 0, got {args.test_subset_per_class}")
     recipe = resolve_recipe(
         args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, forget_rate=args.forget_rate,
         num_gradual=args.num_gradual, exponent=args.exponent, epoch_decay_start=args.epoch_decay_start,
-        mom2=args.mom2, cnn_width=args.cnn_width,
+        mom2=args.mom2, cnn_width=args.cnn_width, eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every, precision=args.precision, compile=args.compile,
         class_weights=None if args.class_weights == "paper" else args.class_weights,
     )
     mask_url, method = resolve_mask(args.train_mask, args.method)
@@ -186,7 +197,7 @@ def run(args: argparse.Namespace) -> None:
         resume=resume, resume_source=checkpoint_url,
         write_checkpoint=lambda data: storage.write_bytes(checkpoint_url, data),
         write_metrics=lambda m: storage.save_json(storage.join(args.out, METRICS), m),
-        checkpoint_every=args.checkpoint_every, stop_after=args.stop_after, metadata=metadata,
+        stop_after=args.stop_after, metadata=metadata,
         progress=not args.no_progress,
     )
     m = result.metrics

@@ -91,8 +91,12 @@ def class_weights(
 
     Rules (numerator over the whole train view, denominator over the kept rows):
 
-    - ``feb2020``: ``bincount(true) / bincount(true[keep])`` -- the Feb-2020 code
-      (``5000 / count of kept rows whose TRUE class is k``). Uses ground truth.
+    - ``feb2020``: ``bincount(true) // bincount(true[keep])`` -- the Feb-2020 code
+      (``5000 // count of kept rows whose TRUE class is k``). Uses ground truth. **Floored**:
+      the original (``data/utils.py``, ``noisify_from_file``) divides two numpy integer
+      arrays with ``/`` under Python 2.7 without ``from __future__ import division``, which
+      is integer (floor) division, so its weights are whole numbers (the published 20 %-noise
+      masks give 2 for airplane and 1 for every other class, not 1.15-2.7).
     - ``jair2021``: ``bincount(true) / bincount(given[keep])`` -- the JAIR driver. Uses
       ground truth in the numerator.
     - ``given``: ``bincount(given) / bincount(given[keep])`` -- the same correction from the
@@ -127,8 +131,8 @@ def class_weights(
         raise InputError(source, "class weights", f"rule {rule}: no kept example counts for class {k} "
                          f"but {int(np.sum(given_labels[keep] == k))} kept rows are given label {k}; "
                          "use --class-weights given or none")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        weights = np.where(denominator > 0, numerator / np.maximum(denominator, 1), 0.0)
+    ratio = np.floor_divide if rule == "feb2020" else np.true_divide
+    weights = np.where(denominator > 0, ratio(numerator, np.maximum(denominator, 1)), 0.0)
     return weights.astype(np.float32)
 
 
@@ -214,10 +218,13 @@ def train_epoch(
     forget_rate: float,
     weights: torch.Tensor | None,
     double_normalise: bool,
+    precision: str = "bf16",
     bar: tqdm | None = None,
 ) -> EpochStats:
     """One Co-Teaching epoch over ``loader`` (both networks, every step exchanged).
 
+    ``nets`` may be compiled wrappers (``torch.compile``) of the networks ``optimizers``
+    update. ``precision`` is the CUDA arithmetic (:data:`~.recipes.PRECISIONS`).
     ``train_loss_k`` is the mean over steps of net k's class-weighted mean CE on the samples
     its peer picked, before the extra ``1 / num_remember`` (so it reads as a CE).
     """
@@ -231,7 +238,7 @@ def train_epoch(
     sum2 = torch.zeros((), device=device)
     steps = images = 0
     for x, y, _ in loader:
-        with training.autocast(device):
+        with training.autocast(device, precision):
             logits1 = net1(x)
             logits2 = net2(x)
         loss1, loss2, _, _ = coteaching_loss(logits1, logits2, y, forget_rate, weights=weights,
@@ -256,7 +263,8 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluate(net: nn.Module, loader: training.DeviceLoader, *, tta_flip: bool = False) -> torch.Tensor:
+def evaluate(net: nn.Module, loader: training.DeviceLoader, *, tta_flip: bool = False,
+             precision: str = "bf16") -> torch.Tensor:
     """(N,) bool: is the network's top-1 prediction right, per test row (``eval()`` mode).
 
     With the paper's network, dropout stays on, so this is a random draw like the
@@ -265,7 +273,7 @@ def evaluate(net: nn.Module, loader: training.DeviceLoader, *, tta_flip: bool = 
     net.eval()
     correct = torch.zeros(loader.num_examples, dtype=torch.bool, device=loader.data_device)
     for x, y, rows in loader:
-        with training.autocast(loader.device):
+        with training.autocast(loader.device, precision):
             pred = training.tta_logits(net, x, tta_flip).argmax(dim=1)
         correct[rows] = (pred == y).to(correct.device)
     return correct.cpu()
