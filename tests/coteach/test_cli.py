@@ -122,8 +122,9 @@ def test_a_checkpoint_that_is_not_clpipes_is_refused_in_one_line(inputs, tmp_pat
     assert coteach_cli.main(argv) == 2
     captured = capfd.readouterr()
     errors = [line for line in captured.err.splitlines() if line.startswith("ERROR")]
-    assert errors == [f"ERROR coteach: {out / 'checkpoint.pt'}: not a clpipe checkpoint: it holds Python "
-                      "objects other than tensors and plain values, so it was not loaded"]
+    expected = (f"ERROR coteach: {out / 'checkpoint.pt'}: not a clpipe checkpoint: it holds Python objects "
+                "other than tensors and plain values, so it was not loaded")
+    assert errors == [expected]
     assert "weights_only" not in captured.err and "this ran while loading" not in captured.out
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt"]
     assert (out / "checkpoint.pt").read_bytes() == before
