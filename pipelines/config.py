@@ -29,6 +29,7 @@ from clpipe.components.common import storage
 from clpipe.components.common.errors import InputError
 from clpipe.components.common.methods import CL_METHODS, NO_PRUNING
 from clpipe.components.common.conditions import Condition, resolve_forget_rate
+from clpipe.components.coteach.recipes import RECIPE_NAMES as COTEACH_RECIPES
 
 #: Co-Teaching runs per condition: the five confident-learning methods and plain Co-Teaching.
 ALL_METHODS = (NO_PRUNING, *CL_METHODS)
@@ -38,10 +39,10 @@ PAPER_CONDITIONS = tuple(
     for noise in (0.2, 0.4, 0.6)
     for sparsity in (0.0, 0.2, 0.4, 0.6)
 )
-#: Names of the trainers' networks and recipes, repeated here so that compiling and submitting
-#: need no torch (tests/pipeline/test_config.py keeps them equal to the trainers' own lists).
+#: Names of the fold trainer's networks, repeated here so that compiling and submitting need no
+#: torch (tests/pipeline/test_config.py keeps them equal to the trainer's own list). The
+#: Co-Teaching recipe names come from the torch-free coteach.recipes.
 FOLD_ARCHS = ("resnet50", "airbench94", "airbench-tiny")
-COTEACH_RECIPES = ("feb2020", "jair2021", "coteaching2018", "fast")
 MASK_COMPAT = ("", "cleanlab-2021")
 STRATIFY_BY = ("given", "dataset")
 
