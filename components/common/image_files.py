@@ -203,8 +203,16 @@ def read_manifest(url: str, known_classes: tuple[str, ...] | None = None) -> Lis
         raise InputError(url, "", "no rows")
     _refuse_duplicates(url, paths, lines)
     class_of_row, classes = _manifest_classes(url, raw_labels, lines, known_classes)
-    files = [p if "://" in p or os.path.isabs(p) else storage.join(base, *p.split("/")) for p in paths]
+    files = [p if "://" in p or os.path.isabs(p) else _normalised(storage.join(base, *p.split("/"))) for p in paths]
     return _ordered(url, paths, files, class_of_row, classes)
+
+
+def _normalised(url: str) -> str:
+    """``a/b/../c`` -> ``a/c`` (object stores take ``..`` literally)."""
+    if "://" not in url:
+        return os.path.normpath(url)
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{posixpath.normpath(rest)}"
 
 
 def _refuse_duplicates(url: str, paths: list[str], lines: list[int]) -> None:

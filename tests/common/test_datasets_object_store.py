@@ -47,10 +47,10 @@ def uploaded(store, tmp_path_factory):
 def test_manifest_on_the_store_with_relative_and_absolute_urls(env, store, uploaded, tmp_path):
     folder, rows = uploaded
     local = datasets.open_split(str(folder.root))
-    relative = write_manifest(tmp_path / "train.csv", rows)
-    store.fs().pipe_file(f"{BUCKET}/train.csv", relative.read_bytes())  # paths relative to the manifest
+    relative = write_manifest(tmp_path / "train.csv", [(f"../{key}", label) for key, label in rows])
+    store.fs().pipe_file(f"{BUCKET}/lists/train.csv", relative.read_bytes())  # paths relative to the manifest
     absolute = write_manifest(tmp_path / "abs.jsonl", [(f"minio://{BUCKET}/{key}", label) for key, label in rows])
-    for url in (f"s3://{BUCKET}/train.csv", str(absolute)):
+    for url in (f"s3://{BUCKET}/lists/train.csv", str(absolute)):
         split = datasets.open_split(url)
         assert split.classes == local.classes and split.labels.tolist() == local.labels.tolist()
         np.testing.assert_array_equal(split.images(), local.images())
