@@ -208,12 +208,14 @@ def open_split(url: str, split: str = "train", *, resolution: int | None = None)
 
 def _train_classes(root: str) -> tuple[str, ...] | None:
     """The train split's classes of a root, which the test split must use (None: no train split)."""
+    from . import shards
+
     try:
         train_url = resolve_split_url(root, "train")
     except InputError:
         return None
-    if train_url.endswith(".npz"):
-        return None
+    if train_url.endswith(".npz") or (not image_files.is_manifest(train_url) and shards.is_shards(train_url)):
+        return None  # these carry their classes; an ImageFolder or manifest test split beside them is unusual
     listing = (image_files.read_manifest(train_url) if image_files.is_manifest(train_url)
                else image_files.list_imagefolder(train_url))
     return listing.classes
