@@ -18,6 +18,8 @@ import posixpath
 import sys
 from collections.abc import Sequence
 
+import numpy as np
+
 from ..common import storage
 from ..common.errors import InputError
 from ..common.imaging import IMAGE_ENDINGS
@@ -55,11 +57,13 @@ def predict(
         raise InputError("batch_size", "", f"must be >= 1, got {batch_size}")
     files = expand_images(images)
     network, card = load_model(model, device)
-    import numpy as np
-
-    pixels = np.stack(list(iter_decoded(files, card.resolution)))
-    probs = logic.predict_proba(network, card, pixels, batch_size=batch_size, device=device)
-    rows = [_row(f, ranked) for f, ranked in zip(files, logic.top_k(probs, card.classes, top_k))]
+    rows = []
+    decoded = iter_decoded(files, card.resolution)
+    for start in range(0, len(files), batch_size):  # decode a batch at a time: any number of images
+        batch = files[start:start + batch_size]
+        pixels = np.stack([next(decoded) for _ in batch])
+        probs = logic.predict_proba(network, card, pixels, batch_size=batch_size, device=device)
+        rows += [_row(f, ranked) for f, ranked in zip(batch, logic.top_k(probs, card.classes, top_k))]
     text = _csv(rows)
     if out is None:
         sys.stdout.write(text)
