@@ -57,7 +57,7 @@ def test_export_round_trip_is_exact(model_dir):
 
 def test_predict_applies_the_training_preprocessing(model_dir, images, capsys):
     path, network = model_dir
-    rows = _predict(["--model", str(path), "--top-k", "3", str(images)], capsys)
+    rows = _predict(["--model", str(path), "--top-k", "3", "--batch-size", "5", str(images)], capsys)
     files = sorted(p for p in images.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
     assert [r["file"] for r in rows] == [str(p) for p in files]
     pixels = np.stack([decode_image(p.read_bytes(), str(p), 40) for p in files])
