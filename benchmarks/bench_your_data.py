@@ -10,8 +10,8 @@ user would, each timed:
 4. ``clpipe make-masks --dataset`` (label_issues.csv, cleaned labels, noise matrix);
 5. the review gallery (components/report/gallery.py).
 
-Datasets: scikit-learn's digits (1,797 8x8 grayscale scans, packed at 32 px so that the
-airbench network fits) and a CIFAR-10 train subset packed at 64 px (the fold trainer's
+Datasets: scikit-learn's digits (1,797 8x8 grayscale scans, prepared at 32 px so that the
+airbench network fits) and a CIFAR-10 train subset prepared at 64 px (the fold trainer's
 ``resnet50``, the only one of today's fold networks that takes 64 px; the resolution table of
 common/networks.py picks ResNet-18 there once the fold trainer uses it). Prints precision and
 recall of the flagged set (``is_label_issue``) and of the top-k ranked rows (k = the number
@@ -74,29 +74,29 @@ def run(cmd: list[str], times: dict, stage: str) -> None:
 def pipeline(folder: Path, work: Path, *, resolution: int, arch: str, epochs: int, n_folds: int) -> dict:
     """The stages on one ImageFolder; returns the stage times."""
     times: dict[str, float] = {}
-    packed = str(work / "packed")
-    run(["data", "prepare", "--dataset", str(folder), "--resolution", str(resolution), "--out", packed], times,
+    prepared = str(work / "prepared")
+    run(["data", "prepare", "--dataset", str(folder), "--resolution", str(resolution), "--out", prepared], times,
         "prepare")
-    np.save(work / "labels.npy", datasets.open_split(packed).labels)  # given labels = the folders
+    np.save(work / "labels.npy", datasets.open_split(prepared).labels)  # given labels = the folders
     for k in range(n_folds):
-        run(["fold-train", "--dataset", packed, "--labels", str(work / "labels.npy"), "--fold", str(k),
+        run(["fold-train", "--dataset", prepared, "--labels", str(work / "labels.npy"), "--fold", str(k),
              "--n-folds", str(n_folds), "--arch", arch, "--epochs", str(epochs), "--device", "cpu",
              "--no-progress", "--out", str(work / f"fold{k}")], times, "fold-train (all folds)")
     run(["combine-folds", "--out", str(work / "cv"), *(str(work / f"fold{k}") for k in range(n_folds))],
         times, "combine-folds")
     run(["make-masks", "--labels", str(work / "cv" / "labels.npy"), "--pred-probs", str(work / "cv"),
-         "--dataset", packed, "--out", str(work / "masks")], times, "make-masks")
+         "--dataset", prepared, "--out", str(work / "masks")], times, "make-masks")
     started = time.perf_counter()
-    gallery.write_gallery(str(work / "masks"), packed, str(work / "report"))
+    gallery.write_gallery(str(work / "masks"), prepared, str(work / "report"))
     times["gallery"] = time.perf_counter() - started
     return times
 
 
 def scores(work: Path, injected_names: set[str]) -> dict:
     """Precision/recall of the flagged set, per method, and of the top-k ranked rows."""
-    packed = datasets.open_split(str(work / "packed"))
+    prepared = datasets.open_split(str(work / "prepared"))
     issues = LabelIssues.read(str(work / "masks"))
-    name_of_row = packed.names
+    name_of_row = prepared.names
     ranked = [str(name_of_row[r]) for r in issues.columns["row"]]
     truth = np.array([n in injected_names for n in ranked])
     out = {"n": len(ranked), "injected": int(truth.sum())}
@@ -136,14 +136,14 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
             if name == "digits":
-                folder = digits_imagefolder(work / "images", noise=args.noise, seed=0)
+                folder = digits_imagefolder(work / "digits", noise=args.noise, seed=0)
                 injected = set(folder.flipped)
                 times = pipeline(folder.root, work, resolution=32, arch=args.digits_arch, epochs=args.digits_epochs,
                                  n_folds=args.n_folds)
             else:
-                files = cifar_imagefolder(work / "images", args.cifar_per_class, args.noise, seed=0)
-                injected = {os.path.relpath(f, work / "images" / "train") for f in files}
-                times = pipeline(work / "images", work, resolution=64, arch="resnet50", epochs=args.cifar_epochs,
+                files = cifar_imagefolder(work / "cifar10-subset", args.cifar_per_class, args.noise, seed=0)
+                injected = {os.path.relpath(f, work / "cifar10-subset" / "train") for f in files}
+                times = pipeline(work / "cifar10-subset", work, resolution=64, arch="resnet50", epochs=args.cifar_epochs,
                                  n_folds=args.n_folds)
             result = scores(work, injected)
             print(f"\n## {name} ({time.strftime('%H:%M')}): {result['n']} images, {result['injected']} injected errors, "

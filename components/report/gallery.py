@@ -158,10 +158,19 @@ def write_gallery(masks: str, dataset: str, out: str, *, subset_per_class: int =
     view = split.take(subset_rows(split.labels, subset_per_class, subset_seed))
     page = gallery_html(issues, view_thumbnails(view), classes=view.classes,
                         issue_method=summary.get("issue_method", ""), top=top, per_class=per_class,
-                        title=f"Label issues to review: {os.path.basename(dataset.rstrip('/')) or dataset}")
+                        title=f"Label issues to review: {_dataset_name(dataset)}")
     url = storage.join(out, GALLERY_FILE)
     storage.write_bytes(url, page.encode())
     return url
+
+
+def _dataset_name(dataset: str) -> str:
+    """The folder name of the dataset, or of its source when it was prepared (``prepared.json``)."""
+    from ..common.prepare import PREPARED_INFO
+
+    info_url = storage.join(dataset, PREPARED_INFO)
+    source = storage.load_json(info_url).get("source", dataset) if storage.exists(info_url) else dataset
+    return os.path.basename(str(source).rstrip("/")) or str(source)
 
 
 def view_thumbnails(view) -> Callable[[Sequence[int]], dict[int, str]]:
