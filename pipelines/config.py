@@ -26,9 +26,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
 from clpipe.components.common import storage
+from clpipe.components.common.conditions import Condition, resolve_forget_rate
 from clpipe.components.common.errors import InputError
 from clpipe.components.common.methods import CL_METHODS, NO_PRUNING
-from clpipe.components.common.conditions import Condition, resolve_forget_rate
 from clpipe.components.coteach.recipes import RECIPE_NAMES as COTEACH_RECIPES
 
 #: Co-Teaching runs per condition: the five confident-learning methods and plain Co-Teaching.

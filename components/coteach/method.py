@@ -33,7 +33,6 @@ from ..common import training
 from ..common.errors import InputError
 from .recipes import CLASS_WEIGHT_RULES
 
-
 # ================================================================================================
 # Schedules and weights
 # ================================================================================================
