@@ -37,7 +37,5 @@ def test_unknown_runner_is_refused_before_anything_runs(tmp_path):
 
 
 def test_runner_flags():
-    args = local_run.build_parser().parse_args(
-        ["--runner", "docker", "--registry", "r.io/x", "--docker-gpus"]
-    )
+    args = local_run.build_parser().parse_args(["--runner", "docker", "--registry", "r.io/x", "--docker-gpus"])
     assert (args.runner, args.registry, args.docker_gpus) == ("docker", "r.io/x", True)
