@@ -39,6 +39,7 @@ import re
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -215,10 +216,10 @@ def submit_kubeflow(args: argparse.Namespace, package: str, arguments: dict, run
     print(f"pipeline {pipeline_id} version {version_id}; run {run.run_id}: {url}", flush=True)
     if args.wait:
         try:
-            state = client.wait_for_run_completion(run.run_id, timeout=args.timeout).state
+            done = client.wait_for_run_completion(run.run_id, timeout=args.timeout)
         except TimeoutError:
             raise RunNotSucceeded(f"run {run.run_id} did not finish within {args.timeout} s: {url}") from None
-        _finished(run.run_id, str(state), url)
+        _finished(run.run_id, str(done.state), url, _task_states(done))
 
 
 # --- Vertex AI ---------------------------------------------------------------------------------
@@ -255,10 +256,18 @@ def submit_vertex(args: argparse.Namespace, package: str, arguments: dict, run_n
         _finished(job.resource_name, job.state.name, job.resource_name)
 
 
-def _finished(run_id: str, state: str, url: str) -> None:
+def _task_states(run) -> str:
+    """``"(tasks: 3 SKIPPED, 9 SUCCEEDED)"``: how the backend reports the run's tasks (a cache hit
+    is reported SKIPPED, ``run.proto`` ``RuntimeState``), for the checklist in k8s/README.md."""
+    tasks = (run.run_details.task_details if run.run_details else None) or []
+    counts = Counter(str(task.state) for task in tasks)
+    return f" (tasks: {', '.join(f'{n} {state}' for state, n in sorted(counts.items()))})" if counts else ""
+
+
+def _finished(run_id: str, state: str, url: str, details: str = "") -> None:
     """Prints the final state; raises :class:`RunNotSucceeded` unless it is SUCCEEDED."""
     state = state.upper().removeprefix("PIPELINE_STATE_")
-    print(f"run {run_id} finished: {state}", flush=True)
+    print(f"run {run_id} finished: {state}{details}", flush=True)
     if state != SUCCEEDED:
         raise RunNotSucceeded(f"run {run_id} finished {state}: {url}")
 

@@ -117,7 +117,11 @@ class KfpStub:
         if (method, path) == ("POST", f"{API}/runs"):
             return run | {"state": "PENDING"}
         if (method, path) == ("GET", f"{API}/runs/r-1"):
-            return run | {"state": self.final_state}
+            tasks = [
+                {"display_name": "fold-train", "state": "SKIPPED"},
+                {"display_name": "report", "state": "SUCCEEDED"},
+            ]
+            return run | {"state": self.final_state, "run_details": {"task_details": tasks}}
         return None
 
     def posted(self, path: str) -> list[bytes]:

@@ -145,7 +145,7 @@ def test_wait_exits_0_only_if_the_run_succeeded(state, code, capsys):
     with KfpStub(final_state=state) as kfp:
         assert submit(kfp, "--wait", "--timeout", "60", *GENERATED) == code
     out, err = capsys.readouterr()
-    assert f"run r-1 finished: {state}" in out
+    assert f"run r-1 finished: {state} (tasks: 1 SKIPPED, 1 SUCCEEDED)" in out
     assert (f"ERROR submit: run r-1 finished {state}" in err) == (code == 1)
 
 
