@@ -86,20 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="kfp.local's artifact directory (default OUTPUT/kfp, or a temporary "
         "directory when OUTPUT is a URL)",
     )
-    p.add_argument(
-        "--runner",
-        choices=RUNNERS,
-        default="subprocess",
-        help="run each task as a subprocess here (default) or in its stage container",
-    )
-    p.add_argument(
-        "--registry",
-        default=LOCAL_REGISTRY,
-        help=f"registry of the stage images for --runner docker (default {LOCAL_REGISTRY})",
-    )
-    p.add_argument(
-        "--docker-gpus", action="store_true", help="with --runner docker: give the tasks the host's GPUs"
-    )
+    p.add_argument("--runner", choices=RUNNERS, default="subprocess",
+                   help="run each task as a subprocess here (default) or in its stage container")
+    p.add_argument("--registry", default=LOCAL_REGISTRY,
+                   help=f"registry of the stage images for --runner docker (default {LOCAL_REGISTRY})")
+    p.add_argument("--docker-gpus", action="store_true", help="with --runner docker: give the tasks the host's GPUs")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -162,9 +153,7 @@ def check_inputs(params: BenchmarkParams) -> None:
 def _local_inputs(params: BenchmarkParams) -> list[str]:
     """Local directories holding the run's inputs (dataset, label and pred_probs files)."""
     urls = [url for _, url in _input_urls(params)]
-    dirs = {
-        os.path.abspath(u if os.path.isdir(u) else os.path.dirname(u)) for u in urls if storage.is_local(u)
-    }
+    dirs = {os.path.abspath(u if os.path.isdir(u) else os.path.dirname(u)) for u in urls if storage.is_local(u)}
     return sorted(d for d in dirs if not any(d.startswith(other + os.sep) for other in dirs))
 
 
@@ -182,12 +171,8 @@ def _init_runner(runner: Runner, params: BenchmarkParams, root: str) -> TaskSett
     os.makedirs(root, exist_ok=True)
     os.chmod(root, 0o1777)  # kfp.local makes the run folders as this user; the tasks run as the images' user
     # Each input directory appears in the containers at the path the parameters name.
-    kwargs = {
-        "mounts": [
-            docker.types.Mount(target=d, source=os.path.realpath(d), type="bind", read_only=True)
-            for d in _local_inputs(params)
-        ]
-    }
+    kwargs = {"mounts": [docker.types.Mount(target=d, source=os.path.realpath(d), type="bind", read_only=True)
+                         for d in _local_inputs(params)]}
     if runner.gpus:
         kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
     local.init(runner=local.DockerRunner(**kwargs), pipeline_root=root, raise_on_error=True)
@@ -207,12 +192,7 @@ def run_locally(
     settings = _init_runner(runner, params, root)
     started = time.perf_counter()
     # kfp.local prints every task's log and outputs; they go to stderr so that stdout carries the results.
-    with (
-        warnings.catch_warnings(),
-        _print_restored(),
-        _cpu_thread_share(),
-        contextlib.redirect_stdout(sys.stderr),
-    ):
+    with warnings.catch_warnings(), _print_restored(), _cpu_thread_share(), contextlib.redirect_stdout(sys.stderr):
         # Expected here: cluster placement (GPU, resources, Kubernetes settings) has no effect locally, and
         # the stage images' code is this environment's clpipe.
         warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
