@@ -91,7 +91,9 @@ def build_pipeline(settings: TaskSettings | None = None):
                 given_op(
                     dataset=dataset,
                     pred_probs_url=pred_probs,
-                    subset_per_class=train_per_class,
+                    # Whole split: label errors are found at full scale; coteach cuts its subset out of
+                    # the masks.
+                    subset_per_class=0,
                     subset_seed=subset_seed,
                     labels=labels_art,
                 ),
