@@ -114,6 +114,11 @@ def _print_restored():
         builtins.print = original
 
 
+def task_threads() -> int:
+    """CPU threads of one training task: the cores shared by the tasks kfp.local runs at once."""
+    return max(1, (os.cpu_count() or 1) // CONCURRENT_TRAINING_TASKS)
+
+
 @contextlib.contextmanager
 def _cpu_thread_share():
     """Gives the tasks one share of the CPU threads each, unless ``OMP_NUM_THREADS`` is set.
@@ -126,7 +131,7 @@ def _cpu_thread_share():
     if "OMP_NUM_THREADS" in os.environ:
         yield
         return
-    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // CONCURRENT_TRAINING_TASKS))
+    os.environ["OMP_NUM_THREADS"] = str(task_threads())
     try:
         yield
     finally:
