@@ -26,13 +26,12 @@ from clpipe.pipelines.local_run import task_threads
 
 os.environ.setdefault("OMP_NUM_THREADS", str(task_threads()))
 
-import numpy as np  # noqa: E402  (after the thread count is fixed)
-import torch  # noqa: E402
-
-from clpipe.components.common import datasets, labels  # noqa: E402
-from clpipe.components.coteach import logic  # noqa: E402
-from clpipe.components.make_masks.logic import make_masks  # noqa: E402
-from timing import DATA  # noqa: E402
+import numpy as np
+import torch
+from clpipe.components.common import datasets, labels
+from clpipe.components.coteach import logic
+from clpipe.components.make_masks.logic import make_masks
+from timing import DATA
 
 
 def published(kind: str, noise: float, sparsity: float) -> str:

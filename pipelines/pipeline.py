@@ -148,6 +148,9 @@ def build_pipeline(settings: TaskSettings | None = None):
             )
         results = cpu_task(
             results_op(
+                dataset=dataset,
+                subset_per_class=train_per_class,
+                subset_seed=subset_seed,
                 labels=labels_art,
                 pred_probs_uri=probs_uri,
                 masks=masks.outputs["masks"],
