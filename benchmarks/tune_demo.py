@@ -72,16 +72,28 @@ def main() -> None:
     test = datasets.open_split(dataset, "test")
     test = test.take(datasets.subset_rows(test.labels, args.test_per_class, args.subset_seed))
     train_x, test_x = view.images(), test.images()
-    recipe = logic.resolve_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch, lr=args.lr,
-                                  cnn_width=args.width, forget_rate=args.forget_rate)
-    print(f"# {time.strftime('%Y-%m-%d %H:%M')} {platform.node()} {os.cpu_count()} cores, load "
-          f"{os.getloadavg()[0]:.1f}, torch {torch.__version__}, {torch.get_num_threads()} thread(s) per run")
-    print(f"# condition N={args.noise} S={args.sparsity}: {len(split)} rows, real errors "
-          f"{int((given != split.labels).sum())}; {args.method} mask at full scale in {masks_s:.1f} s, "
-          f"removes {int((~mask).sum())}")
-    print(f"# subset {args.per_class}/class = {len(rows)} train, {len(test)} test; recipe {args.recipe} "
-          f"epochs {recipe.epochs} batch {recipe.batch_size} lr {recipe.lr} width {recipe.cnn_width} "
-          f"forget {recipe.forget_rate}")
+    recipe = logic.resolve_recipe(
+        args.recipe,
+        epochs=args.epochs,
+        batch_size=args.batch,
+        lr=args.lr,
+        cnn_width=args.width,
+        forget_rate=args.forget_rate,
+    )
+    print(
+        f"# {time.strftime('%Y-%m-%d %H:%M')} {platform.node()} {os.cpu_count()} cores, load "
+        f"{os.getloadavg()[0]:.1f}, torch {torch.__version__}, {torch.get_num_threads()} thread(s) per run"
+    )
+    print(
+        f"# condition N={args.noise} S={args.sparsity}: {len(split)} rows, real errors "
+        f"{int((given != split.labels).sum())}; {args.method} mask at full scale in {masks_s:.1f} s, "
+        f"removes {int((~mask).sum())}"
+    )
+    print(
+        f"# subset {args.per_class}/class = {len(rows)} train, {len(test)} test; recipe {args.recipe} "
+        f"epochs {recipe.epochs} batch {recipe.batch_size} lr {recipe.lr} width {recipe.cnn_width} "
+        f"forget {recipe.forget_rate}"
+    )
     results = {}
     for method in ("none", args.method):
         keep = None if method == "none" else mask[rows]
@@ -89,17 +101,31 @@ def main() -> None:
         noise = float((given[rows][kept] != view.labels[kept]).mean())
         started, cpu_started = time.perf_counter(), time.process_time()
         run = logic.train_coteaching(
-            train_x, given[rows], test_x, test.labels, keep=keep, true_labels=view.labels,
-            test_exact=test.exact, recipe=recipe, seed=args.seed, num_classes=split.num_classes,
-            device=torch.device("cpu"), progress=False,
+            train_x,
+            given[rows],
+            test_x,
+            test.labels,
+            keep=keep,
+            true_labels=view.labels,
+            test_exact=test.exact,
+            recipe=recipe,
+            seed=args.seed,
+            num_classes=split.num_classes,
+            device=torch.device("cpu"),
+            progress=False,
         ).metrics
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         curve = np.maximum(run["curves"]["test_acc_1"], run["curves"]["test_acc_2"])
         results[method] = run["final"]["test_acc"]
-        print(f"{method:>8}: train {int(kept.sum()):5d} rows, real noise {noise:.3f}; final acc "
-              f"{run['final']['test_acc']:.4f}, best {run['best']['test_acc']:.4f} (epoch {run['best']['epoch']}); "
-              f"{wall:.0f} s wall, {cpu:.0f} s CPU; curve {' '.join(f'{a:.2f}' for a in curve)}", flush=True)
-    print(f"gap ({args.method} - none, final epoch): {100 * (results[args.method] - results['none']):+.1f} points")
+        print(
+            f"{method:>8}: train {int(kept.sum()):5d} rows, real noise {noise:.3f}; final acc "
+            f"{run['final']['test_acc']:.4f}, best {run['best']['test_acc']:.4f} (epoch {run['best']['epoch']}); "
+            f"{wall:.0f} s wall, {cpu:.0f} s CPU; curve {' '.join(f'{a:.2f}' for a in curve)}",
+            flush=True,
+        )
+    print(
+        f"gap ({args.method} - none, final epoch): {100 * (results[args.method] - results['none']):+.1f} points"
+    )
 
 
 if __name__ == "__main__":

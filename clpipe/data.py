@@ -1,5 +1,8 @@
 """``clpipe data``: dataset helpers.
 
+- ``fetch``: download CIFAR-10 and the published label files and pred_probs into
+  ``OUT/cifar10`` and ``OUT/cl-reproduce``, checked and laid out like ``../shared/data``
+  (:mod:`clpipe.fetch`); what is there already is kept.
 - ``export-imagefolder``: write the seed's ImageFolder layout
   ``OUT/<split>/<class>/<id>_<class>.png`` from an ``.npz`` dataset, so rows follow the
   published ``pred_probs``/mask row order.
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -22,6 +26,7 @@ from clpipe.components.common import cli, storage
 from clpipe.components.common.datasets import SPLITS, Split, export_imagefolder, open_split, subset_rows
 from clpipe.components.common.errors import InputError
 from clpipe.components.common.labels import load_labels
+from clpipe.fetch import CL_REPRODUCE_URL, DATASETS, fetch_cifar10, fetch_published, official_cifar10
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="print classes, sizes and fingerprints as JSON")
     info.add_argument("dataset")
-    for q in (ex, sb, info):
+
+    fe = sub.add_parser("fetch", help="download CIFAR-10 and/or the published labels and pred_probs")
+    fe.add_argument("datasets", nargs="+", choices=DATASETS, metavar="NAME",
+                    help=f"what to fetch: {' and/or '.join(DATASETS)}")
+    fe.add_argument("--out", required=True,
+                    help="data folder; NAME goes to OUT/NAME (../shared/data is where configs look)")
+    fe.add_argument("--cifar10-url", help="a mirror of the official cifar-10-python.tar.gz (same MD5)")
+    fe.add_argument("--cl-reproduce-url", default=CL_REPRODUCE_URL,
+                    help="base URL of the confidentlearning-reproduce 'cifar10' folder (default: GitHub, "
+                         "pinned commit)")
+    for q in (ex, sb, info, fe):
         q.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -102,8 +117,21 @@ def _info(args: argparse.Namespace) -> None:
     print()
 
 
+def _fetch(args: argparse.Namespace) -> None:
+    if not storage.is_local(args.out):
+        raise InputError("--out", args.out, "must be a local folder")
+    for name in dict.fromkeys(args.datasets):
+        out = os.path.join(args.out, name)
+        if name == "cifar10":
+            fetched = fetch_cifar10(out, official_cifar10(args.cifar10_url), log=cli.log.info)
+        else:
+            fetched = fetch_published(out, base_url=args.cl_reproduce_url, log=cli.log.info)
+        if not fetched:
+            cli.log.info("%s: already in %s", name, out)
+
+
 def run(args: argparse.Namespace) -> None:
-    {"export-imagefolder": _export, "subset": _subset, "info": _info}[args.command](args)
+    {"export-imagefolder": _export, "subset": _subset, "info": _info, "fetch": _fetch}[args.command](args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,7 +38,12 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 
 
 def detection(
-    given: np.ndarray, true: np.ndarray, keep_masks: Mapping[str, np.ndarray], classes: Sequence[str], *, source: str
+    given: np.ndarray,
+    true: np.ndarray,
+    keep_masks: Mapping[str, np.ndarray],
+    classes: Sequence[str],
+    *,
+    source: str,
 ) -> dict:
     """Removed rows of every method scored against the real errors of the same rows.
 
@@ -55,13 +60,19 @@ def detection(
         ``errors_removed_per_class``.
     """
     if given.shape != true.shape:
-        raise InputError(source, "labels", f"given labels {given.shape} and dataset labels {true.shape} differ")
+        raise InputError(
+            source, "labels", f"given labels {given.shape} and dataset labels {true.shape} differ"
+        )
     errors = given != true
     k = len(classes)
     methods = {}
     for method, keep in keep_masks.items():
         if keep.shape != given.shape or keep.dtype != np.bool_:
-            raise InputError(source, f"train_pruned_{method}", f"expected bool {given.shape}, got {keep.dtype} {keep.shape}")
+            raise InputError(
+                source,
+                f"train_pruned_{method}",
+                f"expected bool {given.shape}, got {keep.dtype} {keep.shape}",
+            )
         removed = ~keep
         found = removed & errors
         methods[method] = {
@@ -96,12 +107,21 @@ def detection_rows(results: Iterable[Mapping]) -> list[dict]:
         d, c = r["detection"], r["condition"]
         for method in _methods(r):
             m = d["methods"][method]
-            rows.append({
-                "condition": c["name"], "noise": c["noise"], "sparsity": c["sparsity"],
-                "n_examples": d["n_examples"], "real_errors": d["real_errors"], "method": method,
-                "paper_name": PAPER_NAMES[method], "removed": m["removed"], "errors_removed": m["errors_removed"],
-                "precision": m["precision"], "recall": m["recall"],
-            })
+            rows.append(
+                {
+                    "condition": c["name"],
+                    "noise": c["noise"],
+                    "sparsity": c["sparsity"],
+                    "n_examples": d["n_examples"],
+                    "real_errors": d["real_errors"],
+                    "method": method,
+                    "paper_name": PAPER_NAMES[method],
+                    "removed": m["removed"],
+                    "errors_removed": m["errors_removed"],
+                    "precision": m["precision"],
+                    "recall": m["recall"],
+                }
+            )
     return rows
 
 
@@ -128,10 +148,15 @@ def detection_markdown(results: Iterable[Mapping]) -> str:
         first = True
         for method in _methods(r):
             m = d["methods"][method]
-            head = (f"| {r['condition']['name']} | {d['n_examples']:,} ({d['real_errors']:,} wrong) "
-                    if first else "| | ")
-            lines.append(f"{head}| {PAPER_NAMES[method]} | {m['removed']:,} | {m['errors_removed']:,} | "
-                         f"{_fraction(m['precision'])} | {_fraction(m['recall'])} |")
+            head = (
+                f"| {r['condition']['name']} | {d['n_examples']:,} ({d['real_errors']:,} wrong) "
+                if first
+                else "| | "
+            )
+            lines.append(
+                f"{head}| {PAPER_NAMES[method]} | {m['removed']:,} | {m['errors_removed']:,} | "
+                f"{_fraction(m['precision'])} | {_fraction(m['recall'])} |"
+            )
             first = False
     return "\n".join(lines)
 
