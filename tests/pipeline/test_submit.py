@@ -55,8 +55,8 @@ def test_submit_uploads_a_new_pipeline_and_starts_a_run(capsys):
     params = runtime["parameters"]
     assert params["dataset"] == "../shared/data/cifar10"  # passed on as given: the cluster resolves it
     assert params["coteach_epochs"] == 5 and params["methods"] == ["none", "cl_pbnr"]
-    assert [c["name"] for c in params["conditions"]] == ["pub-n0.4-s0.2", "gen-n0.2-s0.0"]
-    assert set(params["conditions"][1]) == {"name", "noise", "sparsity", "seed", "labels", "pred_probs"}
+    assert [c["name"] for c in params["conditions"]] == ["n0.4-s0.2"]
+    assert set(params["conditions"][0]) == {"name", "noise", "sparsity", "seed", "labels", "pred_probs"}
     assert "output" not in params
     assert f"{kfp.url}/#/runs/details/r-1" in capsys.readouterr().out
 
