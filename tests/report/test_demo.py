@@ -45,20 +45,27 @@ def _direct_cleanlab(labels_url: str, pyx_url: str) -> dict[str, tuple[int, floa
     from cleanlab.count import compute_confident_joint
     from cleanlab.filter import find_label_issues
 
-    given = np.array(list(json.load(gzip.open(labels_url, "rt")).values()))  # row order = key order
+    with gzip.open(labels_url, "rt") as f:
+        given = np.array(list(json.load(f).values()))  # row order = key order
     pyx = np.load(pyx_url)
     perm = np.load(CL_REPRODUCE / "cifar10_train_order.npy")
     true = np.load(SHARED / "cifar10" / "cifar10_labels.npz")["train_labels"].astype(np.int64)[perm]
     errors = given != true
     issues = {
         m: find_label_issues(given, pyx, filter_by=f, n_jobs=1)
-        for m, f in (("argmax", "predicted_neq_given"), ("cl_pbc", "prune_by_class"),
-                     ("cl_pbnr", "prune_by_noise_rate"), ("cl_both", "both"))
+        for m, f in (
+            ("argmax", "predicted_neq_given"),
+            ("cl_pbc", "prune_by_class"),
+            ("cl_pbnr", "prune_by_noise_rate"),
+            ("cl_both", "both"),
+        )
     }
     _, off_diagonal = compute_confident_joint(given, pyx, return_indices_of_off_diagonals=True)
     issues["conf_joint_only"] = np.isin(np.arange(len(given)), off_diagonal)
-    return {m: (int(i.sum()), (i & errors).sum() / i.sum(), (i & errors).sum() / errors.sum())
-            for m, i in issues.items()}
+    return {
+        m: (int(i.sum()), (i & errors).sum() / i.sum(), (i & errors).sum() / errors.sum())
+        for m, i in issues.items()
+    }
 
 
 def test_detection_equals_cleanlab_on_the_same_inputs(demo):
@@ -70,7 +77,9 @@ def test_detection_equals_cleanlab_on_the_same_inputs(demo):
         by_condition.setdefault(row["condition"], {})[row["method"]] = row
     assert set(by_condition) == {c["name"] for c in config["conditions"]}
     for condition in config["conditions"]:
-        expected = _direct_cleanlab(str(DEMO.parent / condition["labels"]), str(DEMO.parent / condition["pred_probs"]))
+        expected = _direct_cleanlab(
+            str(DEMO.parent / condition["labels"]), str(DEMO.parent / condition["pred_probs"])
+        )
         got = by_condition[condition["name"]]
         assert set(got) == set(expected)
         for method, (removed, precision, recall) in expected.items():
@@ -84,7 +93,12 @@ def test_the_report_says_what_was_found_before_the_tables(demo):
     out, printed, _ = demo
     report = out / "report"
     assert sorted(p.name for p in report.iterdir()) == [
-        "detection.csv", "plots", "report.html", "report.md", "results.csv", "results.json",
+        "detection.csv",
+        "plots",
+        "report.html",
+        "report.md",
+        "results.csv",
+        "results.json",
     ]
     text = (report / "report.md").read_text()
     headings = [line for line in text.splitlines() if line.startswith("#")]
