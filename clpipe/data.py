@@ -26,7 +26,14 @@ from clpipe.components.common import cli, storage
 from clpipe.components.common.datasets import SPLITS, Split, export_imagefolder, open_split, subset_rows
 from clpipe.components.common.errors import InputError
 from clpipe.components.common.labels import load_labels
-from clpipe.fetch import CL_REPRODUCE_URL, DATASETS, fetch_cifar10, fetch_published, official_cifar10
+from clpipe.fetch import (
+    CL_REPRODUCE_URL,
+    DATASETS,
+    cifar10_present,
+    fetch_cifar10,
+    fetch_published,
+    official_cifar10,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,7 +130,9 @@ def _fetch(args: argparse.Namespace) -> None:
     for name in dict.fromkeys(args.datasets):
         out = os.path.join(args.out, name)
         if name == "cifar10":
-            fetched = fetch_cifar10(out, official_cifar10(args.cifar10_url), log=cli.log.info)
+            fetched = not cifar10_present(out) and fetch_cifar10(
+                out, official_cifar10(args.cifar10_url), log=cli.log.info
+            )
         else:
             fetched = fetch_published(out, base_url=args.cl_reproduce_url, log=cli.log.info)
         if not fetched:

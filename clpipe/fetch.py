@@ -101,6 +101,7 @@ CIFAR10_DIGESTS: Mapping[str, str] = {
     "test_labels": "cbb7365de8ed11f05cc4c3a1e7f78144127c5e851efd83762fb18202461230bb",
 }
 DATASETS = ("cifar10", "cl-reproduce")
+CIFAR10_FILES = ("cifar10_train.npz", "cifar10_test.npz")
 USER_AGENT = "clpipe-data-fetch"
 
 
@@ -240,10 +241,14 @@ def _npz_bytes(**arrays: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def cifar10_present(out: str) -> bool:
+    """Whether ``out`` holds both converted splits already."""
+    return all(os.path.exists(os.path.join(out, name)) for name in CIFAR10_FILES)
+
+
 def fetch_cifar10(out: str, source: Cifar10Source, *, log: Callable[[str], None] = print) -> bool:
     """Downloads, checks and converts CIFAR-10 into ``out``; False when it is there already."""
-    names = ("cifar10_train.npz", "cifar10_test.npz")
-    if all(os.path.exists(os.path.join(out, n)) for n in names):
+    if cifar10_present(out):
         return False
     os.makedirs(out, exist_ok=True)
     dataset = _torchvision_class(source)

@@ -25,7 +25,7 @@ def test_demo_config():
     assert [c.name for c in params.conditions] == ["n0.4-s0.2"]
     assert params.conditions[0].pred_probs.endswith("pyx__frac_zero_noise_rates__0.2__noise_amount__0.4.npy")
     assert params.methods == ("none", "cl_pbnr") and params.coteach_recipe == "fast"
-    assert params.train_per_class == 200 and params.coteach_epochs == 30
+    assert params.train_per_class == 200 and params.coteach_epochs == 24
     resolved = params.with_local_paths_resolved(str(REPO))
     for url in (resolved.dataset, resolved.conditions[0].labels, resolved.conditions[0].pred_probs):
         assert os.path.isabs(url) and os.path.exists(url), url
