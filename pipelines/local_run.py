@@ -270,7 +270,7 @@ def run_locally(
     log_path = _log_path(output, root)
     started = time.perf_counter()
     bars = StageBars(expected_tasks(params))
-    with open(log_path, "w", encoding="utf-8") as log_file:
+    with open(log_path, "w", encoding="utf-8", buffering=1) as log_file:  # line-buffered: tail -f works
         stream = RunLog(_Tee(log_file, sys.stderr) if verbose else log_file, bars)
         with (
             warnings.catch_warnings(),
