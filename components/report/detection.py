@@ -141,7 +141,7 @@ def detection_markdown(results: Iterable[Mapping]) -> str:
     """Per condition and method: removed, real errors among them, precision, recall."""
     lines = [
         "| condition | labels (real errors) | method | removed | real errors removed | precision | recall |",
-        "|---|---|---|---|---|---|---|",
+        "|:---|:---|:---|---:|---:|---:|---:|",
     ]
     for r in with_detection(results):
         d = r["detection"]

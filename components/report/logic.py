@@ -365,7 +365,7 @@ def protocol_markdown(results: Iterable[Mapping]) -> str:
         labels_seed = "given" if r["condition"]["labels"] else r["condition"]["seed"]
         fold_seed = "-" if t.get("seed") is None else t["seed"]
         seeds = f"labels {labels_seed}, folds {fold_seed}, Co-Teaching {first.get('seed', '-')}"
-        examples = f"{r['masks']['n_examples']} / {first.get('n_test', '-')}"
+        examples = f"{first.get('n_view', r['masks']['n_examples'])} / {first.get('n_test', '-')}"
         lines.append(f"| {r['condition']['name']} | {cv} | {r['masks'].get('semantics', '-')} | {coteach} | "
                      f"{seeds} | {examples} |")
     return "\n".join(lines)

@@ -140,6 +140,7 @@ def removed_counts(results: Sequence[Mapping]) -> bytes:
             line = result["labels"]["realised_noise_rate"] * result["masks"]["n_examples"]
             what = "expected wrong labels"
         ax.axhline(line, ls="--", color="tab:red", label=f"{what}: {line:,.0f}")
+        ax.set_ylim(0, 1.4 * max([line, *(removed_count(result, m) for m in methods)]))  # room for the legend
         ax.set_xticks(ticks, [plot_name(m).removeprefix("CL: ") for m in methods], fontsize=7, rotation=30)
         ax.set_title(f"{result['condition']['name']} ({result['masks']['n_examples']:,} examples)", fontsize=10)
         ax.set_ylabel("removed")
