@@ -77,9 +77,8 @@ def test_detection_equals_cleanlab_on_the_same_inputs(demo):
         by_condition.setdefault(row["condition"], {})[row["method"]] = row
     assert set(by_condition) == {c["name"] for c in config["conditions"]}
     for condition in config["conditions"]:
-        expected = _direct_cleanlab(
-            str(DEMO.parent / condition["labels"]), str(DEMO.parent / condition["pred_probs"])
-        )
+        # the config's paths are relative to the repository root, where clpipe run resolves them
+        expected = _direct_cleanlab(str(REPO / condition["labels"]), str(REPO / condition["pred_probs"]))
         got = by_condition[condition["name"]]
         assert set(got) == set(expected)
         for method, (removed, precision, recall) in expected.items():
