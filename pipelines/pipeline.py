@@ -37,6 +37,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 
 from clpipe.components.combine_folds.component import combine_folds, given_pred_probs
+from clpipe.components.common.datasets import ALL_ROWS
 from clpipe.components.common.kfp_component import TaskSettings, cpu_task, gpu_task, stage_component
 from clpipe.components.coteach.component import coteach
 from clpipe.components.fold_train.component import fold_train, plan_folds
@@ -203,6 +204,9 @@ def build_pipeline(settings: TaskSettings | None = None, kinds: Sequence[str] = 
             )
         results = cpu_task(
             results_op(
+                dataset=p["dataset"],
+                subset_per_class=p["train_per_class"],
+                subset_seed=p["subset_seed"],
                 labels=labels,
                 pred_probs_uri=pred_probs_uri,
                 masks=masks.outputs["masks"],
@@ -245,7 +249,9 @@ def build_pipeline(settings: TaskSettings | None = None, kinds: Sequence[str] = 
             given_op(
                 dataset=p["dataset"],
                 pred_probs_url=p["pred_probs"],
-                subset_per_class=p["train_per_class"],
+                # The whole split: label errors are found at full scale; Co-Teaching cuts its subset view
+                # out of the whole-split masks.
+                subset_per_class=ALL_ROWS,
                 subset_seed=p["subset_seed"],
                 labels=labels,
             ),

@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-labels", required=True,
                    help="given (noisy) labels: seed JSON (.json/.json.gz) or .npy in ImageFolder order")
     p.add_argument("--train-mask",
-                   help="train_mask.npy (bool, True = keep, one row per train-view row) or a make-masks "
+                   help="train_mask.npy (bool, True = keep, one row per train-view row, or per row of the whole "
+                        "split with --subset-per-class: the view's rows are taken) or a make-masks "
                         "output directory (then --method picks DIR/train_pruned_<method>/train_mask.npy)")
     p.add_argument("--method", help=f"mask method id, one of {RUN_METHODS}; 'none' (or no mask) = "
                                     "plain Co-Teaching on all noisy labels")
@@ -128,6 +129,20 @@ def resolve_mask(train_mask: str | None, method: str | None) -> tuple[str | None
     return url, method
 
 
+def mask_of_view(mask, n_view: int, dataset: str, per_class: int, seed: int):
+    """The rows of a whole-split keep-mask that the subset view trains on; any other mask as it is.
+
+    Masks made at full scale (e.g. from the published pred_probs of all 50,000 rows) serve a
+    subset run directly: the subset's rows are cut out of them here, so finding label errors
+    and training need not use the same rows. A mask of the view's own length, or of neither
+    length, is left to :func:`logic.check_keep_mask`.
+    """
+    if not per_class or mask.ndim != 1 or len(mask) == n_view:
+        return mask
+    split = open_split(dataset, "train")
+    return mask[subset_rows(split.labels, per_class, seed)] if len(mask) == len(split) else mask
+
+
 def open_test_view(url: str, per_class: int, seed: int) -> Split:
     split = open_split(url, "test")
     rows = subset_rows(split.labels, per_class, seed)
@@ -160,11 +175,9 @@ def run(args: argparse.Namespace) -> None:
                          f"test classes {test.classes} differ from the train classes {view.classes}")
     keep = None
     if mask_url is not None:
-        mask = storage.load_npy(mask_url, field="train_mask")
-        # The whole split's size only feeds the error hint for a mask made without the subset.
-        mismatch = args.subset_per_class and mask.shape != (len(view),)
-        full = len(open_split(args.dataset, "train")) if mismatch else None
-        keep = loop.check_keep_mask(mask, len(view), mask_url, recipe=recipe, full_split=full)
+        mask = mask_of_view(storage.load_npy(mask_url, field="train_mask"), len(view), args.dataset,
+                            args.subset_per_class, args.subset_seed)
+        keep = loop.check_keep_mask(mask, len(view), mask_url, recipe=recipe)
     # Fails early (naming the mask) when a class-weight rule is undefined for this mask.
     class_weights(recipe.class_weights, given, keep, num_classes=view.num_classes,
                         true_labels=view.labels, source=mask_url or args.train_labels)

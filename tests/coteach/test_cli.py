@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from clpipe import cli as clpipe_cli
-from clpipe.components.common.datasets import open_split
+from clpipe.components.common.datasets import open_split, subset_rows
 from clpipe.components.common.labels import load_labels
 from clpipe.components.coteach import cli as coteach_cli
 
@@ -138,7 +138,7 @@ def _write_mask(inputs, name, array):
 
 @pytest.mark.parametrize("case, message", [
     ("short_mask", "train_mask: has shape (999,), the train view has 1000 rows"),
-    ("whole_split_mask", "it matches the whole split of 50000"),
+    ("whole_split_mask_empty_in_view", "train_mask: keeps no example"),
     ("int_mask", "train_mask: expected dtype bool"),
     ("empty_mask", "train_mask: keeps no example"),
     ("tiny_mask", "fewer than one batch of 64"),
@@ -167,8 +167,10 @@ def test_bad_input_exits_2_and_writes_nothing(inputs, tmp_path, capsys, case, me
     if case == "short_mask":
         args["--train-mask"] = _write_mask(inputs, "short.npy", np.ones(999, bool))
         del args["--method"]
-    elif case == "whole_split_mask":
-        args["--train-mask"] = _write_mask(inputs, "whole.npy", np.ones(50000, bool))
+    elif case == "whole_split_mask_empty_in_view":  # a whole-split mask is cut to the view's rows
+        whole = np.ones(50000, bool)
+        whole[subset_rows(open_split(inputs["dataset"], "train").labels, 100, 0)] = False  # FAST's subset
+        args["--train-mask"] = _write_mask(inputs, "whole.npy", whole)
         del args["--method"]
     elif case == "int_mask":
         args["--train-mask"] = _write_mask(inputs, "int.npy", np.ones(N_VIEW, np.int64))

@@ -77,6 +77,7 @@ def _task_dirs(root, condition, task):
 def test_report_and_table(local_run, capsys):
     report = local_run / "report"
     assert sorted(p.name for p in report.iterdir()) == [
+        "detection.csv",
         "plots",
         "report.html",
         "report.md",
@@ -107,7 +108,10 @@ def test_each_condition_took_one_branch(local_run):
     assert len(_task_dirs(local_run, "made", "fold-train")) == 2 and not _task_dirs(
         local_run, "made", "given-pred-probs"
     )
-    assert records["given"]["pred_probs"]["n_examples"] == records["made"]["pred_probs"]["n_examples"] == 200
+    # Given pred_probs are used whole (label errors found at full scale), cross-validation trains on the subset.
+    assert records["given"]["pred_probs"]["n_examples"] == records["given"]["masks"]["n_examples"] == 50000
+    assert records["made"]["pred_probs"]["n_examples"] == 200
+    assert records["given"]["runs"]["cl_pbnr"]["n_view"] == 200  # Co-Teaching on the subset's rows of the masks
     assert records["given"]["labels"]["realised_noise_rate"] == pytest.approx(0.199, abs=2e-3)
     run = records["made"]["runs"]["cl_pbnr"]
     assert run["n_train"] == 200 - records["made"]["masks"]["methods"]["cl_pbnr"]["removed"]

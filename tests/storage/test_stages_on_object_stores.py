@@ -124,6 +124,7 @@ def test_one_condition_through_every_url_scheme(stores, dataset):
     assert record["condition"]["name"] == "g" and list(record["runs"]) == ["cl_pbnr"]
     assert record["pred_probs"]["source"] == "given" and record["pred_probs"]["n_examples"] == 100
     assert storage.listdir(f"{gs}/report") == [
+        "detection.csv",
         "plots",
         "report.html",
         "report.md",
