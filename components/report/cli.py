@@ -28,7 +28,8 @@ import numpy as np
 from ..common import cli, storage
 from ..common.datasets import open_split, subset_rows
 from ..common.errors import InputError
-from ..common.labels import labels_url, load_labels
+from ..common.artifacts import labels_url
+from ..common.labels import load_labels
 from . import detection, logic
 
 CONDITION_FILE = "condition.json"
