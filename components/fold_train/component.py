@@ -26,6 +26,7 @@ def fold_train(
     batch_size: int,
     seed: int,
     stratify_by: str,
+    fold_split: str,
     subset_per_class: int,
     subset_seed: int,
     fold_out: Output[Dataset],
@@ -35,8 +36,8 @@ def fold_train(
     epochs, batch_size 0 = the architecture's recipe. Uses the GPU when one is visible.
     """
     from clpipe.components.common.kfp_component import override_flags, run_cli
-    from clpipe.components.fold_train import cli
     from clpipe.components.common.labels import labels_url
+    from clpipe.components.fold_train import cli
 
     run_cli(
         cli.main,
@@ -55,6 +56,8 @@ def fold_train(
             seed,
             "--stratify-by",
             stratify_by,
+            "--fold-split",
+            fold_split,
             "--subset-per-class",
             subset_per_class,
             "--subset-seed",

@@ -120,11 +120,9 @@ def test_bad_config_files(tmp_path):
 
 def test_torch_free_name_lists_match_the_trainers():
     from clpipe.components.coteach.logic import RECIPES
-    from clpipe.components.fold_train.models import ARCHS
     from clpipe.pipelines import config
 
     assert config.COTEACH_RECIPES == tuple(RECIPES)
-    assert config.FOLD_ARCHS == ARCHS
 
 
 @pytest.mark.parametrize("name", ["table2-paper", "table2-from-published", "table2-fast"])
