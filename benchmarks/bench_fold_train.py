@@ -16,7 +16,6 @@ import platform
 import time
 
 import torch
-
 from clpipe.components.common import datasets, training
 from clpipe.components.fold_train.loop import train_fold
 from clpipe.components.fold_train.recipes import resolve_recipe
