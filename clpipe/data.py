@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 from collections.abc import Sequence
 
 import numpy as np
 
+from clpipe import packing
 from clpipe.components.common import cli, storage
 from clpipe.components.common.datasets import SPLITS, Split, export_imagefolder, open_split, subset_rows
 from clpipe.components.common.errors import InputError
@@ -46,7 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="print classes, sizes and fingerprints as JSON")
     info.add_argument("dataset")
-    for q in (ex, sb, info):
+
+    pk = sub.add_parser("pack", help="split a dataset's .npz files into verified chunks (clpipe/packing.py)")
+    pk.add_argument("--dataset", required=True, help="local folder holding *train.npz and *test.npz")
+    pk.add_argument("--out", required=True, help="folder for chunk-NNN.bin and manifest.json")
+    pk.add_argument("--chunk-mib", type=int, default=packing.CHUNK_MIB, help="largest chunk in MiB")
+
+    up = sub.add_parser("unpack", help="reassemble and verify packed chunks into uncompressed .npz files")
+    up.add_argument("--manifest", required=True, help="the pack's manifest.json")
+    up.add_argument("--chunks", nargs="+", required=True, help="folders holding the chunk files")
+    up.add_argument("--out", required=True, help="folder to write the .npz files into")
+    for q in (ex, sb, info, pk, up):
         q.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -102,8 +114,29 @@ def _info(args: argparse.Namespace) -> None:
     print()
 
 
+def _pack(args: argparse.Namespace) -> None:
+    names = [n for n in sorted(os.listdir(args.dataset)) if n.endswith(("train.npz", "test.npz"))]
+    if not names:
+        raise InputError(args.dataset, "", "no *train.npz or *test.npz files to pack")
+    arrays = {}
+    for name in names:
+        with np.load(os.path.join(args.dataset, name), allow_pickle=False) as npz:
+            arrays[name] = {key: npz[key] for key in npz.files}
+    chunks = packing.pack(arrays, args.out, chunk_mib=args.chunk_mib)
+    cli.log.info("packed %s into %d chunks under %s", names, len(chunks), args.out)
+
+
+def _unpack(args: argparse.Namespace) -> None:
+    try:
+        written = packing.unpack(args.manifest, args.chunks, args.out)
+    except packing.PackError as e:
+        raise InputError(args.manifest, "chunks", str(e)) from None
+    cli.log.info("verified and wrote %s", written)
+
+
 def run(args: argparse.Namespace) -> None:
-    {"export-imagefolder": _export, "subset": _subset, "info": _info}[args.command](args)
+    commands = {"export-imagefolder": _export, "subset": _subset, "info": _info, "pack": _pack, "unpack": _unpack}
+    commands[args.command](args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

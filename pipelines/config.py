@@ -28,9 +28,9 @@ from dataclasses import dataclass, fields
 from clpipe.components.common import storage
 from clpipe.components.common.errors import InputError
 from clpipe.components.common.methods import CL_METHODS, NO_PRUNING
+from clpipe.components.common.conditions import Condition, resolve_forget_rate
 from clpipe.components.fold_train.folds import FOLD_SPLITS
 from clpipe.components.fold_train.recipes import ARCHS as FOLD_ARCHS
-from clpipe.components.noisy_labels.logic import Condition, resolve_forget_rate
 
 #: Co-Teaching runs per condition: the five confident-learning methods and plain Co-Teaching.
 ALL_METHODS = (NO_PRUNING, *CL_METHODS)

@@ -28,10 +28,10 @@ import dataclasses
 
 from clpipe.components.common.kfp_component import TaskSettings, cpu_task, gpu_task
 from clpipe.components.coteach.component import coteach
-from clpipe.components.combine_folds.component import combine_folds
+from clpipe.components.combine_folds.component import combine_folds, given_pred_probs
 from clpipe.components.fold_train.component import fold_train, plan_folds
 from clpipe.components.make_masks.component import make_masks
-from clpipe.components.noisy_labels.component import given_pred_probs, noisy_labels
+from clpipe.components.noisy_labels.component import noisy_labels
 from clpipe.components.report.component import condition_results, report
 from kfp import dsl
 from kfp.dsl import Artifact

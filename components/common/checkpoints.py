@@ -13,32 +13,19 @@ trainer that wrote it (``kind``) and the layout version (``version``).
 
 from __future__ import annotations
 
-import hashlib
 import io
 
 import numpy as np
 import torch
 
+from .checks import fingerprint
 from .errors import InputError
-
-
-def fingerprint(*arrays: np.ndarray | None) -> str:
-    """Short sha256 of arrays (dtype, shape and bytes), to tell inputs apart on resume."""
-    h = hashlib.sha256()
-    for a in arrays:
-        if a is None:
-            h.update(b"none")
-            continue
-        a = np.ascontiguousarray(a)
-        h.update(str(a.dtype).encode() + str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
 
 
 def image_fingerprint(images: np.ndarray) -> str:
     """Fingerprint of an image array from its shape and ~256 evenly spaced images (cheap)."""
     step = max(1, len(images) // 256)
-    return fingerprint(np.asarray(images.shape), images[::step])
+    return fingerprint(np.asarray(images.shape), np.ascontiguousarray(images[::step]))
 
 
 def check_resume(saved: dict, current: dict, source: str) -> None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import storage
+from .checks import fingerprint
 from .errors import InputError
 
 CIFAR10_CLASSES = (
@@ -89,23 +90,26 @@ class Split:
         )
 
     def fingerprint(self) -> str:
-        """sha256 of the file names and dataset labels: tells mixed-up datasets apart."""
-        h = hashlib.sha256()
-        h.update("\n".join(self.names.tolist()).encode())
-        h.update(self.labels.astype("<i8").tobytes())
-        return h.hexdigest()[:16]
+        """Fingerprint of the file names and dataset labels: tells mixed-up datasets apart."""
+        return fingerprint("\n".join(self.names.tolist()), self.labels)
+
+
+#: ``subset_per_class`` of the whole split (no subset), and the default seed of a subset: the
+#: defaults of every stage's subset parameters.
+ALL_ROWS = 0
+SUBSET_SEED = 0
 
 
 def subset_rows(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     """Rows of a class-stratified random subset, ``per_class`` rows per class, sorted.
 
-    ``per_class=0`` means all rows. A class with fewer rows keeps all of them. The same
+    ``per_class=0`` (:data:`ALL_ROWS`) means all rows. A class with fewer rows keeps all of them. The same
     (labels, per_class, seed) always selects the same rows, so every pipeline stage that
     is given the same subset settings sees the same examples.
     """
     if per_class < 0:
-        raise InputError("--subset-per-class", "", f"must be >= 0, got {per_class}")
-    if per_class == 0:
+        raise InputError("subset_per_class", "", f"must be >= 0, got {per_class}")
+    if per_class == ALL_ROWS:
         return np.arange(len(labels))
     rng = np.random.default_rng(seed)
     chosen = []

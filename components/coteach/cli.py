@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from ..common import cli, storage, training
 from ..common.datasets import Split, open_split, subset_rows
 from ..common.errors import InputError
+from ..common.labels import open_train_view
 from . import logic
 
 log = logging.getLogger("clpipe")
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> None:
     )
     mask_url, method = resolve_mask(args.train_mask, args.method)
     device = training.select_device(args.device)
-    view, given = cli.open_train_view(args.dataset, args.train_labels, args.subset_per_class,
+    view, given = open_train_view(args.dataset, args.train_labels, args.subset_per_class,
                                       args.subset_seed)
     test_url = args.test_dataset or args.dataset
     test = open_test_view(test_url, args.test_subset_per_class, args.test_subset_seed)

@@ -31,8 +31,8 @@ def coteach(
     from clpipe.components.common import storage
     from clpipe.components.common.kfp_component import override_flags, run_cli
     from clpipe.components.coteach import cli
-    from clpipe.components.common.labels import labels_url
-    from clpipe.components.noisy_labels.logic import resolve_forget_rate
+    from clpipe.components.common.artifacts import labels_url
+    from clpipe.components.common.conditions import resolve_forget_rate
 
     summary = storage.load_json(storage.join(labels.path, "summary.json"))
     rate = resolve_forget_rate(forget_rate, summary["forget_rate_from_noise"])

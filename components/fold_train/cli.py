@@ -11,13 +11,11 @@ checkpoint is gone once the fold's output is published.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
-import numpy as np
-
 from ..common import cli, storage, training
-from ..common.labels import LABELS_FILE
+from ..common.artifacts import FoldOutput
+from ..common.labels import open_train_view
 from . import recipes
 from .folds import FOLD_SPLITS
 from .loop import FoldResult, load_checkpoint, train_fold
@@ -66,7 +64,7 @@ def run(args: argparse.Namespace) -> None:
         holdout_transform=args.holdout_transform, precision=args.precision, compile=args.compile,
         checkpoint_every=args.checkpoint_every,
     )
-    view, given = cli.open_train_view(args.dataset, args.labels, args.subset_per_class, args.subset_seed)
+    view, given = open_train_view(args.dataset, args.labels, args.subset_per_class, args.subset_seed)
     checkpoint_url = storage.join(args.out, CHECKPOINT)
     resume = None
     if storage.exists(checkpoint_url):
@@ -89,11 +87,7 @@ def run(args: argparse.Namespace) -> None:
 
 def write_fold(out: str, result: FoldResult) -> None:
     """Publishes one fold's output directory (all files or none)."""
-    with storage.staged_output(out) as tmp:
-        storage.save_npy(os.path.join(tmp, "indices.npy"), result.indices)
-        storage.save_npy(os.path.join(tmp, "pred_probs.npy"), result.pred_probs.astype(np.float32))
-        storage.save_npy(os.path.join(tmp, LABELS_FILE), result.labels)
-        storage.save_json(os.path.join(tmp, "metrics.json"), result.metrics)
+    FoldOutput(out, result.indices, result.pred_probs, result.labels, result.metrics).write(out)
 
 
 def _remove(url: str) -> None:

@@ -36,7 +36,7 @@ def fold_train(
     epochs, batch_size 0 = the architecture's recipe. Uses the GPU when one is visible.
     """
     from clpipe.components.common.kfp_component import override_flags, run_cli
-    from clpipe.components.common.labels import labels_url
+    from clpipe.components.common.artifacts import labels_url
     from clpipe.components.fold_train import cli
 
     run_cli(

@@ -38,8 +38,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..common import checkpoints, training
+from ..common.checks import fingerprint
 from ..common.errors import InputError
-from ..common.labels import labels_fingerprint
 from .folds import fold_indices
 from .models import AirbenchNet, build_model
 from .recipes import Recipe, resolve_recipe
@@ -265,8 +265,8 @@ def run_settings(recipe: Recipe, *, arch: str, fold: int, n_folds: int, seed: in
         "fold_split": fold_split,
         "num_classes": int(num_classes),
         "n_examples": len(labels),
-        "labels": checkpoints.fingerprint(np.asarray(labels, dtype=np.int64)),
-        "stratify_labels": checkpoints.fingerprint(np.asarray(stratify_labels, dtype=np.int64)),
+        "labels": fingerprint(labels),
+        "stratify_labels": fingerprint(stratify_labels),
         "images": checkpoints.image_fingerprint(images),
         "device_type": device.type,
     }
@@ -397,7 +397,7 @@ def train_fold(
         "images_per_s": images_seen / train_time if train_time > 0 and images_seen else None,
         "device": training.device_name(device),
         "torch_version": torch.__version__,
-        "labels_fingerprint": labels_fingerprint(labels),
+        "labels_fingerprint": fingerprint(labels),
     }
     log.info("fold %d/%d: held-out accuracy vs given labels %.4f, %.1f s training (%.0f images/s)",
              fold, n_folds, accuracy, train_time, metrics["images_per_s"] or 0)

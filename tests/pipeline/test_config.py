@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from clpipe.components.common.errors import InputError
-from clpipe.components.noisy_labels.logic import Condition
+from clpipe.components.common.conditions import Condition
 from clpipe.pipelines import config
 
 REPO = Path(__file__).resolve().parents[2]
