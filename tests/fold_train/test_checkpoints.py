@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from clpipe.components.common import checkpoints, datasets, labels
+from clpipe.components.common import checkpoints, datasets, labels, storage
 from clpipe.components.common.errors import InputError
 from clpipe.components.fold_train import cli as fold_cli
 from clpipe.components.fold_train import loop, recipes
@@ -115,7 +115,7 @@ def fold_train_command(dataset: str, labels_url: str, out, *extra: str) -> list[
     return [sys.executable, "-m", "clpipe.cli", "fold-train", "--dataset", dataset, "--labels", labels_url,
             "--fold", "1", "--n-folds", "4", "--arch", "airbench-tiny", "--epochs", "5", "--batch-size", "32",
             "--subset-per-class", "20", "--checkpoint-every", "1", "--device", "cpu", "--no-progress",
-            "--out", str(out), *extra]
+            *extra, "--out", str(out)]
 
 
 @pytest.mark.slow
@@ -153,3 +153,32 @@ def test_kill_9_then_the_same_command_ends_bit_identical(cifar10_dir, clean_labe
     for name in ("indices.npy", "labels.npy", "pred_probs.npy"):
         np.testing.assert_array_equal(np.load(killed / name), np.load(whole / name))
     assert json.loads((killed / "metrics.json").read_text())["resumed_at_epoch"] == stopped_at
+
+
+def test_on_an_object_store_the_checkpoint_resumes_and_goes_once_published(cifar10_dir, clean_labels, tmp_path,
+                                                                            monkeypatch):
+    """memory:// stands for an object store: no directory rename removes the checkpoint there."""
+    remote = "memory://clpipe-fold-checkpoint/fold1"
+
+    def args(out):
+        return fold_train_command(cifar10_dir, clean_labels, out, "--epochs", "2")[4:]
+
+    written: list[bytes] = []
+    write_bytes = storage.write_bytes
+
+    def keep_checkpoints(url: str, data: bytes) -> None:
+        if url.endswith("checkpoint.pt"):
+            written.append(data)
+        write_bytes(url, data)
+
+    monkeypatch.setattr(storage, "write_bytes", keep_checkpoints)
+    assert fold_cli.main(args(tmp_path / "local")) == 0  # writes a checkpoint after epoch 1
+    assert len(written) == 1
+    write_bytes(f"{remote}/checkpoint.pt", written[0])
+    assert fold_cli.main(args(remote)) == 0
+    assert storage.listdir(remote) == ["indices.npy", "labels.npy", "metrics.json", "pred_probs.npy"]
+    assert json.loads(storage.read_bytes(f"{remote}/metrics.json"))["resumed_at_epoch"] == 1
+    np.testing.assert_array_equal(storage.load_npy(f"{remote}/pred_probs.npy"),
+                                  np.load(tmp_path / "local" / "pred_probs.npy"))
+    fs, path = storage.url_to_fs(remote)
+    fs.rm(path, recursive=True)
