@@ -28,7 +28,8 @@ SEED_FOLD_HOURS = 2.5
 
 def bench(arch: str, images, labels, epochs: int, device: torch.device) -> dict:
     recipe = resolve_recipe(arch, epochs=epochs)
-    result = train_fold(images, labels, fold=0, n_folds=4, arch=arch, recipe=recipe, device=device,
+    result = train_fold(images, labels, fold=0, n_folds=4, seed=0, fold_split="sklearn", arch=arch,
+                        recipe=recipe, device=device,
                               progress=False)
     m = result.metrics
     epoch_s = FOLD_TRAIN_IMAGES / m["images_per_s"]

@@ -40,13 +40,21 @@ def check_resume(saved: dict, current: dict, source: str) -> None:
         if a == b:
             continue
         if isinstance(a, dict) and isinstance(b, dict):
-            diffs += [f"{key}.{k} (checkpoint {a.get(k)!r}, now {b.get(k)!r})"
-                      for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            diffs += [
+                f"{key}.{k} (checkpoint {a.get(k)!r}, now {b.get(k)!r})"
+                for k in sorted(set(a) | set(b))
+                if a.get(k) != b.get(k)
+            ]
         else:
             diffs.append(f"{key} (checkpoint {a!r}, now {b!r})")
     if diffs:
-        raise InputError(source, "settings", "the checkpoint was written with different settings: "
-                         + "; ".join(diffs) + ". Rerun with the original settings or a new --out")
+        raise InputError(
+            source,
+            "settings",
+            "the checkpoint was written with different settings: "
+            + "; ".join(diffs)
+            + ". Rerun with the original settings or a new --out",
+        )
 
 
 def to_bytes(state: dict, *, kind: str, version: int) -> bytes:
@@ -67,12 +75,20 @@ def load(data: bytes, source: str, *, kind: str, version: int) -> dict:
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 -- whatever torch raises on unreadable content, it is bad input
-        raise InputError(source, "", f"not a clpipe {kind} checkpoint (unreadable as tensors and plain "
-                         f"types: {type(e).__name__}); delete it or use a new --out") from None
+        raise InputError(
+            source,
+            "",
+            f"not a clpipe {kind} checkpoint (unreadable as tensors and plain "
+            f"types: {type(e).__name__}); delete it or use a new --out",
+        ) from None
     if not isinstance(state, dict) or state.get("kind") != kind or state.get("format") != version:
         found = (state.get("kind"), state.get("format")) if isinstance(state, dict) else type(state).__name__
-        raise InputError(source, "format", f"expected a clpipe {kind} checkpoint of format {version}, "
-                         f"found {found}; delete it or use a new --out")
+        raise InputError(
+            source,
+            "format",
+            f"expected a clpipe {kind} checkpoint of format {version}, "
+            f"found {found}; delete it or use a new --out",
+        )
     return state
 
 

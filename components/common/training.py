@@ -5,8 +5,8 @@ lives on the device as one tensor, batches are index lookups, augmentation (rand
 with padding, horizontal flip) runs batched on the device, and there are no loader
 workers. Precision is a recipe setting (``precision`` below): ``"bf16"`` = fp16-stored
 inputs, bf16 autocast and TF32 on CUDA (airbench); ``"fp32"`` = full float32, what the
-papers' code ran. On CUDA also channels_last. On the CPU everything is float32 whatever the setting and, for a fixed
-seed, bit-for-bit repeatable (``torch.use_deterministic_algorithms``).
+papers' code ran. On CUDA also channels_last. On the CPU everything is float32 whatever the
+setting and, for a fixed seed, bit-for-bit repeatable (``torch.use_deterministic_algorithms``).
 
 Seeds are separated by purpose (model init, batch order, augmentation) so that, e.g.,
 pruning examples changes which examples are seen but not the init of the networks.

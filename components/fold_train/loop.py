@@ -72,24 +72,35 @@ class FoldResult:
 # Optimiser
 # ================================================================================================
 
+
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     """SGD as the recipe says; for ``airbench`` its decoupled hyperparameters converted to torch's."""
     if recipe.schedule != "airbench":
-        return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                               nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=recipe.lr,
+            momentum=recipe.momentum,
+            nesterov=recipe.nesterov,
+            weight_decay=recipe.weight_decay,
+        )
     # airbench94: hyperparameters are given per 1024 examples with a summed loss; convert
     # them to PyTorch's coupled SGD (weight decay is divided by the lr it is multiplied by).
     kilostep_scale = 1024 * (1 + 1 / (1 - recipe.momentum))
     lr = recipe.lr / kilostep_scale
     wd = recipe.weight_decay * recipe.batch_size / kilostep_scale
     lr_biases = lr * recipe.bias_scaler
-    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad or name == "whiten.bias"]
+    trainable = [
+        (name, p) for name, p in model.named_parameters() if p.requires_grad or name == "whiten.bias"
+    ]
     norm_biases = [p for name, p in trainable if "norm" in name]
     others = [p for name, p in trainable if "norm" not in name]
     return torch.optim.SGD(
-        [{"params": norm_biases, "lr": lr_biases, "weight_decay": wd / lr_biases},
-         {"params": others, "lr": lr, "weight_decay": wd / lr}],
-        momentum=recipe.momentum, nesterov=recipe.nesterov,
+        [
+            {"params": norm_biases, "lr": lr_biases, "weight_decay": wd / lr_biases},
+            {"params": others, "lr": lr, "weight_decay": wd / lr},
+        ],
+        momentum=recipe.momentum,
+        nesterov=recipe.nesterov,
     )
 
 
@@ -97,11 +108,14 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
 # Learning-rate schedule
 # ================================================================================================
 
+
 def lr_schedule(recipe: Recipe, total_steps: int, steps_per_epoch: int) -> Callable[[int], float]:
     """Multiplier of the base learning rate at each step."""
     if recipe.schedule == "multistep":
-        milestones = [round(recipe.epochs * 150 / 350) * steps_per_epoch,
-                      round(recipe.epochs * 250 / 350) * steps_per_epoch]
+        milestones = [
+            round(recipe.epochs * 150 / 350) * steps_per_epoch,
+            round(recipe.epochs * 250 / 350) * steps_per_epoch,
+        ]
         return lambda step: 0.1 ** sum(step >= m for m in milestones)
     if recipe.schedule == "airbench":
         warmup = max(int(total_steps * 0.23), 1)
@@ -120,6 +134,7 @@ def lr_schedule(recipe: Recipe, total_steps: int, steps_per_epoch: int) -> Calla
 # ================================================================================================
 # Lookahead
 # ================================================================================================
+
 
 class Lookahead:
     """airbench's Lookahead: every 5 steps pull the weights toward a slow EMA copy of themselves."""
@@ -145,6 +160,7 @@ class Lookahead:
 # ================================================================================================
 # Training loop
 # ================================================================================================
+
 
 @dataclass
 class _Trainer:
@@ -181,19 +197,27 @@ class _Trainer:
         return int(state["next_epoch"])
 
 
+@dataclass
+class Fitted:
+    """What :func:`fit` did: where it started and how long each epoch it trained took."""
+
+    start_epoch: int
+    epoch_times_s: list[float]
+
+
 def fit(
     model: nn.Module,
     loader: training.DeviceLoader,
     recipe: Recipe,
     device: torch.device,
     *,
-    precision: str = "fp32",
-    compiled: bool = False,
-    resume: dict | None = None,
-    save: Callable[[dict], None] | None = None,
-    progress: bool = True,
-    desc: str = "train",
-) -> int:
+    precision: str,
+    compiled: bool,
+    resume: dict | None,
+    save: Callable[[dict], None] | None,
+    progress: bool,
+    desc: str,
+) -> Fitted:
     """Trains ``model`` in place for ``recipe.epochs`` epochs over ``loader``.
 
     Args:
@@ -204,12 +228,15 @@ def fit(
             epoch (not after the last: the fold's output follows at once).
 
     Returns:
-        The epoch training started at (0, or the resumed checkpoint's).
+        The epoch training started at (0, or the resumed checkpoint's) and the wall time of each
+        epoch trained (the first includes compiling, when compiled).
     """
     optimizer = make_optimizer(model, recipe)
     steps_per_epoch = len(loader)
     total_steps = recipe.epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(recipe, total_steps, steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_schedule(recipe, total_steps, steps_per_epoch)
+    )
     lookahead = Lookahead(model) if recipe.lookahead else None
     decays = Lookahead.decays(total_steps)
     trainer = _Trainer(model, loader, optimizer, scheduler, lookahead, device)
@@ -219,7 +246,9 @@ def fit(
     start_epoch = 0 if resume is None else trainer.restore(resume)
     step = start_epoch * steps_per_epoch
     bar = tqdm(total=total_steps, initial=step, desc=desc, disable=not progress, unit="step")
+    epoch_times = []
     for epoch in range(start_epoch, recipe.epochs):
+        epoch_start = time.perf_counter()
         model.train()
         if isinstance(model, AirbenchNet):
             model.whiten.bias.requires_grad = epoch < recipe.whiten_bias_epochs
@@ -234,24 +263,41 @@ def fit(
             if lookahead is not None and step % Lookahead.every == 0:
                 lookahead.update(model, decay=float(decays[step]))
             bar.update(1)
-        bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+        bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")  # .item() waits for the GPU
+        epoch_times.append(time.perf_counter() - epoch_start)
         done = epoch + 1
-        if save is not None and recipe.checkpoint_every and done % recipe.checkpoint_every == 0 \
-                and done < recipe.epochs:
+        if (
+            save is not None
+            and recipe.checkpoint_every
+            and done % recipe.checkpoint_every == 0
+            and done < recipe.epochs
+        ):
             save(trainer.state(done))
     if lookahead is not None:
         lookahead.update(model, decay=1.0)
     bar.close()
-    return start_epoch
+    return Fitted(start_epoch, epoch_times)
 
 
 # ================================================================================================
 # Settings and checkpoints
 # ================================================================================================
 
-def run_settings(recipe: Recipe, *, arch: str, fold: int, n_folds: int, seed: int, fold_split: str,
-                 images: np.ndarray, labels: np.ndarray, stratify_labels: np.ndarray, num_classes: int,
-                 device: torch.device) -> dict:
+
+def run_settings(
+    recipe: Recipe,
+    *,
+    arch: str,
+    fold: int,
+    n_folds: int,
+    seed: int,
+    fold_split: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    stratify_labels: np.ndarray,
+    num_classes: int,
+    device: torch.device,
+) -> dict:
     """Everything that determines a fold's result; a checkpoint resumes only if these match.
 
     ``checkpoint_every`` is left out: it changes when state is saved, not what is computed.
@@ -281,25 +327,28 @@ def load_checkpoint(data: bytes, source: str) -> dict:
 # Entry point
 # ================================================================================================
 
+
 def train_fold(
     images: np.ndarray,
     labels: np.ndarray,
     *,
     fold: int,
-    n_folds: int = 4,
-    seed: int = 0,
-    arch: str = "resnet50",
+    n_folds: int,
+    seed: int,
+    arch: str,
+    fold_split: str,
     recipe: Recipe | None = None,
-    fold_split: str = "sklearn",
     stratify_labels: np.ndarray | None = None,
     num_classes: int | None = None,
     device: torch.device | None = None,
     resume: dict | None = None,
     resume_source: str = "checkpoint",
     write_checkpoint: Callable[[bytes], None] | None = None,
-    progress: bool = True,
+    progress: bool,
 ) -> FoldResult:
     """Trains fold ``fold`` of a ``n_folds``-fold split and predicts its held-out rows.
+
+    The defaults of the settings live in :func:`.stage.fold_train`, the stage's entry point.
 
     Args:
         images: (N, 32, 32, 3) uint8 train images, ImageFolder order.
@@ -308,8 +357,8 @@ def train_fold(
         n_folds: K of the K-fold split (the paper: 4).
         seed: Seeds the split, the network init, the batch order and the augmentation.
         arch: One of :data:`~.recipes.ARCHS`.
-        recipe: Hyperparameters (default: the arch's recipe).
         fold_split: Split rule, one of :data:`~.folds.FOLD_SPLITS`.
+        recipe: Hyperparameters (default: the arch's recipe).
         stratify_labels: Labels the split is stratified by (default ``labels``).
         num_classes: K (default: ``labels.max() + 1``).
         device: Where to train (default: the GPU when there is one).
@@ -332,9 +381,19 @@ def train_fold(
     num_classes = num_classes or int(labels.max()) + 1
     stratify = labels if stratify_labels is None else stratify_labels
     heldout = fold_indices(stratify, n_folds, seed, split=fold_split)[fold]
-    settings = run_settings(recipe, arch=arch, fold=fold, n_folds=n_folds, seed=seed, fold_split=fold_split,
-                            images=images, labels=labels, stratify_labels=stratify, num_classes=num_classes,
-                            device=device)
+    settings = run_settings(
+        recipe,
+        arch=arch,
+        fold=fold,
+        n_folds=n_folds,
+        seed=seed,
+        fold_split=fold_split,
+        images=images,
+        labels=labels,
+        stratify_labels=stratify,
+        num_classes=num_classes,
+        device=device,
+    )
     if resume is not None:
         checkpoints.check_resume(resume["settings"], settings, resume_source)
         log.info("resuming from %s at epoch %d", resume_source, resume["next_epoch"])
@@ -345,35 +404,63 @@ def train_fold(
     mean, std = training.CIFAR10_MEAN, training.CIFAR10_STD
     augment = training.Augment(pad=recipe.pad, flip=True, pad_mode=recipe.pad_mode)
     loader = training.DeviceLoader(
-        images[train_rows], labels[train_rows], batch_size=recipe.batch_size, device=device,
-        shuffle=True, drop_last=False, augment=augment, mean=mean, std=std,
-        order_seed=fold_seed + 1, aug_seed=fold_seed + 2, precision=precision,
+        images[train_rows],
+        labels[train_rows],
+        batch_size=recipe.batch_size,
+        device=device,
+        shuffle=True,
+        drop_last=False,
+        augment=augment,
+        mean=mean,
+        std=std,
+        order_seed=fold_seed + 1,
+        aug_seed=fold_seed + 2,
+        precision=precision,
     )
     model = training.to_device(model, device)
     if isinstance(model, AirbenchNet):
         model.init_whitening(loader.x[:5000].to(device).float())
 
     def save(state: dict) -> None:
-        write_checkpoint(checkpoints.to_bytes({"settings": settings, **state}, kind=CHECKPOINT_KIND,
-                                              version=CHECKPOINT_FORMAT))
+        write_checkpoint(
+            checkpoints.to_bytes(
+                {"settings": settings, **state}, kind=CHECKPOINT_KIND, version=CHECKPOINT_FORMAT
+            )
+        )
 
     train_start = time.perf_counter()
-    start_epoch = fit(model, loader, recipe, device, precision=precision, compiled=compiled,
-                      resume=resume, save=save if write_checkpoint is not None else None,
-                      progress=progress, desc=f"fold {fold}/{n_folds}")
+    fitted = fit(
+        model,
+        loader,
+        recipe,
+        device,
+        precision=precision,
+        compiled=compiled,
+        resume=resume,
+        save=save if write_checkpoint is not None else None,
+        progress=progress,
+        desc=f"fold {fold}/{n_folds}",
+    )
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     train_time = time.perf_counter() - train_start
     # The seed scored a deep copy of its training set: each held-out image once through the
     # training transform. Its own stream, so it does not depend on how training went.
     eval_loader = training.DeviceLoader(
-        images[heldout], labels[heldout], batch_size=1024, device=device, shuffle=False, mean=mean, std=std,
-        augment=augment if recipe.holdout_transform == "train" else None, aug_seed=fold_seed + 3,
+        images[heldout],
+        labels[heldout],
+        batch_size=1024,
+        device=device,
+        shuffle=False,
+        mean=mean,
+        std=std,
+        augment=augment if recipe.holdout_transform == "train" else None,
+        aug_seed=fold_seed + 3,
         precision=precision,
     )
     pred_probs = training.predict_proba(model, eval_loader, tta_flip=recipe.tta)
     accuracy = float((pred_probs.argmax(1) == labels[heldout]).mean())
-    images_seen = (recipe.epochs - start_epoch) * len(train_rows)
+    images_seen = (recipe.epochs - fitted.start_epoch) * len(train_rows)
     metrics = {
         "stage": "fold-train",
         "fold": fold,
@@ -390,15 +477,22 @@ def train_fold(
         "batch_size": recipe.batch_size,
         "precision": precision,
         "compiled": compiled,
-        "resumed_at_epoch": None if resume is None else start_epoch,
+        "resumed_at_epoch": None if resume is None else fitted.start_epoch,
         "holdout_accuracy": accuracy,
         "train_time_s": train_time,
+        "epoch_times_s": fitted.epoch_times_s,
         "total_time_s": time.perf_counter() - start,
         "images_per_s": images_seen / train_time if train_time > 0 and images_seen else None,
         "device": training.device_name(device),
         "torch_version": torch.__version__,
         "labels_fingerprint": fingerprint(labels),
     }
-    log.info("fold %d/%d: held-out accuracy vs given labels %.4f, %.1f s training (%.0f images/s)",
-             fold, n_folds, accuracy, train_time, metrics["images_per_s"] or 0)
+    log.info(
+        "fold %d/%d: held-out accuracy vs given labels %.4f, %.1f s training (%.0f images/s)",
+        fold,
+        n_folds,
+        accuracy,
+        train_time,
+        metrics["images_per_s"] or 0,
+    )
     return FoldResult(heldout.astype(np.int64), pred_probs, labels[heldout].astype(np.int64), metrics)

@@ -88,15 +88,39 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     # The seed's cifar10_train_crossval.py (experiments.bash passes no -b, so batch 64). A
     # ResNet-50 epoch takes minutes: a checkpoint every 10 of 350 epochs loses at most 3 %.
-    "paper": Recipe(epochs=350, batch_size=64, lr=0.1, momentum=0.9, nesterov=False,
-                    weight_decay=1e-4, schedule="multistep", pad=4, pad_mode="black",
-                    holdout_transform="train", precision="fp32", checkpoint_every=10),
+    # The Recipe defaults are the seed's too: pad 4 with black, fp32, eager.
+    "paper": Recipe(
+        epochs=350,
+        batch_size=64,
+        lr=0.1,
+        momentum=0.9,
+        nesterov=False,
+        weight_decay=1e-4,
+        schedule="multistep",
+        holdout_transform="train",
+        checkpoint_every=10,
+    ),
     # airbench94 (legacy/airbench94.py hyperparameters). Ten epochs of seconds on a GPU: one
     # checkpoint half-way.
-    "airbench": Recipe(epochs=10, batch_size=1024, lr=11.5, momentum=0.85, nesterov=True,
-                       weight_decay=0.0153, schedule="airbench", label_smoothing=0.2, pad=2,
-                       pad_mode="reflect", tta=True, lookahead=True, bias_scaler=64.0,
-                       whiten_bias_epochs=3, precision="bf16", compile="cuda", checkpoint_every=5),
+    "airbench": Recipe(
+        epochs=10,
+        batch_size=1024,
+        lr=11.5,
+        momentum=0.85,
+        nesterov=True,
+        weight_decay=0.0153,
+        schedule="airbench",
+        label_smoothing=0.2,
+        pad=2,
+        pad_mode="reflect",
+        tta=True,
+        lookahead=True,
+        bias_scaler=64.0,
+        whiten_bias_epochs=3,
+        precision="bf16",
+        compile="cuda",
+        checkpoint_every=5,
+    ),
 }
 #: The recipe that goes with each network.
 DEFAULT_RECIPE = {"resnet50": "paper", "airbench94": "airbench", "airbench-tiny": "airbench"}
@@ -128,7 +152,9 @@ def resolve_recipe(arch: str, recipe: str | None = None, **overrides) -> Recipe:
     if "lr" in chosen and not (math.isfinite(chosen["lr"]) and chosen["lr"] > 0):
         raise InputError("lr", "", f"must be a finite number > 0, got {chosen['lr']}")
     if chosen.get("checkpoint_every", 0) < 0:
-        raise InputError("checkpoint_every", "", f"must be >= 0 (0 = no checkpoints), got {chosen['checkpoint_every']}")
+        raise InputError(
+            "checkpoint_every", "", f"must be >= 0 (0 = no checkpoints), got {chosen['checkpoint_every']}"
+        )
     for key, allowed in _CHOICES.items():
         if key in chosen and chosen[key] not in allowed:
             raise InputError(key, "", f"must be one of {allowed}, got {chosen[key]!r}")

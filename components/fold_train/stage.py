@@ -68,7 +68,8 @@ def fold_train(
         lr: Override the recipe's learning rate.
         holdout_transform: Score the held-out images clean, or once through the training crop+flip as the
             seed did (paper recipe: train; airbench: clean).
-        precision: On CUDA, fp32 (the seed's; paper recipe) or bf16 autocast (airbench); the CPU is always fp32.
+        precision: On CUDA, fp32 (the seed's; paper recipe) or bf16 autocast (airbench); the CPU is
+            always fp32.
         compile: torch.compile the network: off, on CUDA only (airbench), or on (also on the CPU).
         checkpoint_every: Epochs between checkpoints in OUT (0 = none; default: the recipe's cadence).
         subset_per_class: Use a class-stratified random subset of this many train images per class (0 = all).
@@ -79,9 +80,17 @@ def fold_train(
     from ..common import training  # torch: imported here, so the CLI's --help needs no torch
     from .loop import load_checkpoint, train_fold
 
-    chosen = resolve_recipe(arch, recipe, epochs=epochs, batch_size=batch_size, lr=lr,
-                            holdout_transform=holdout_transform, precision=precision, compile=compile,
-                            checkpoint_every=checkpoint_every)
+    chosen = resolve_recipe(
+        arch,
+        recipe,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        holdout_transform=holdout_transform,
+        precision=precision,
+        compile=compile,
+        checkpoint_every=checkpoint_every,
+    )
     torch_device = training.select_device(device)
     view, given = open_train_view(dataset, labels_url(labels), subset_per_class, subset_seed)
     checkpoint_url = storage.join(out, FoldOutput.CHECKPOINT)
@@ -89,14 +98,30 @@ def fold_train(
     if storage.exists(checkpoint_url):
         resume = load_checkpoint(storage.read_bytes(checkpoint_url), checkpoint_url)
     result = train_fold(
-        view.images(), given, fold=fold, n_folds=n_folds, seed=seed, arch=arch, recipe=chosen,
-        fold_split=fold_split, stratify_labels=view.labels if stratify_by == "dataset" else None,
-        num_classes=view.num_classes, device=torch_device, resume=resume, resume_source=checkpoint_url,
-        write_checkpoint=lambda data: storage.write_bytes(checkpoint_url, data), progress=progress,
+        view.images(),
+        given,
+        fold=fold,
+        n_folds=n_folds,
+        seed=seed,
+        arch=arch,
+        recipe=chosen,
+        fold_split=fold_split,
+        stratify_labels=view.labels if stratify_by == "dataset" else None,
+        num_classes=view.num_classes,
+        device=torch_device,
+        resume=resume,
+        resume_source=checkpoint_url,
+        write_checkpoint=lambda data: storage.write_bytes(checkpoint_url, data),
+        progress=progress,
     )
     result.metrics.update(
-        dataset=dataset, labels=labels, classes=list(view.classes), dataset_fingerprint=view.fingerprint(),
-        stratify_by=stratify_by, subset_per_class=subset_per_class, subset_seed=subset_seed,
+        dataset=dataset,
+        labels=labels,
+        classes=list(view.classes),
+        dataset_fingerprint=view.fingerprint(),
+        stratify_by=stratify_by,
+        subset_per_class=subset_per_class,
+        subset_seed=subset_seed,
     )
     output = FoldOutput(out, result.indices, result.pred_probs, result.labels, result.metrics)
     output.write(out)

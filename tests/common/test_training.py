@@ -9,9 +9,17 @@ from clpipe.components.common import training
 
 
 def first_batch(images, *, mean, std, pad_mode):
-    loader = training.DeviceLoader(images, np.zeros(len(images)), batch_size=len(images), device=torch.device("cpu"),
-                                   shuffle=False, augment=training.Augment(pad=4, pad_mode=pad_mode),
-                                   mean=mean, std=std, aug_seed=5)
+    loader = training.DeviceLoader(
+        images,
+        np.zeros(len(images)),
+        batch_size=len(images),
+        device=torch.device("cpu"),
+        shuffle=False,
+        augment=training.Augment(pad=4, pad_mode=pad_mode),
+        mean=mean,
+        std=std,
+        aug_seed=5,
+    )
     return next(iter(loader))[0]
 
 
@@ -47,6 +55,12 @@ def test_fp32_never_autocasts():
 
 def test_the_cpu_loader_holds_float32_whatever_the_precision(images):
     for precision in ("fp32", "bf16"):
-        loader = training.DeviceLoader(images, np.zeros(len(images)), batch_size=8, device=torch.device("cpu"),
-                                       shuffle=False, precision=precision)
+        loader = training.DeviceLoader(
+            images,
+            np.zeros(len(images)),
+            batch_size=8,
+            device=torch.device("cpu"),
+            shuffle=False,
+            precision=precision,
+        )
         assert loader.x.dtype == torch.float32

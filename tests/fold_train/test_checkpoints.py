@@ -31,12 +31,24 @@ def small(cifar10_dir, clean_labels):
 
 def train(small, *, written=None, resume=None, fold_split="sklearn", **overrides):
     images, y = small
-    recipe = recipes.resolve_recipe("airbench-tiny", **{"epochs": EPOCHS, "batch_size": 64, "checkpoint_every": 1,
-                                                        **overrides})
-    return loop.train_fold(images, y, fold=2, n_folds=4, seed=0, arch="airbench-tiny", recipe=recipe,
-                           fold_split=fold_split, device=torch.device("cpu"), resume=resume,
-                           resume_source="out/checkpoint.pt",
-                           write_checkpoint=None if written is None else written.append, progress=False)
+    recipe = recipes.resolve_recipe(
+        "airbench-tiny", **{"epochs": EPOCHS, "batch_size": 64, "checkpoint_every": 1, **overrides}
+    )
+    return loop.train_fold(
+        images,
+        y,
+        fold=2,
+        n_folds=4,
+        seed=0,
+        arch="airbench-tiny",
+        recipe=recipe,
+        fold_split=fold_split,
+        device=torch.device("cpu"),
+        resume=resume,
+        resume_source="out/checkpoint.pt",
+        write_checkpoint=None if written is None else written.append,
+        progress=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +87,14 @@ def test_the_cadence_does_not_change_the_result(small, uninterrupted):
     np.testing.assert_array_equal(resumed.pred_probs, result.pred_probs)
 
 
-@pytest.mark.parametrize("change, named", [
-    ({"lr": 5.0}, "recipe.lr (checkpoint 11.5, now 5.0)"),
-    ({"fold_split": "sklearn-0.20"}, "fold_split (checkpoint 'sklearn', now 'sklearn-0.20')"),
-    ({"holdout_transform": "train"}, "recipe.holdout_transform"),
-])
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ({"lr": 5.0}, "recipe.lr (checkpoint 11.5, now 5.0)"),
+        ({"fold_split": "sklearn-0.20"}, "fold_split (checkpoint 'sklearn', now 'sklearn-0.20')"),
+        ({"holdout_transform": "train"}, "recipe.holdout_transform"),
+    ],
+)
 def test_a_rerun_with_other_settings_is_refused_naming_them(small, uninterrupted, change, named):
     state = loop.load_checkpoint(uninterrupted[1][0], "out/checkpoint.pt")
     with pytest.raises(InputError) as e:
@@ -97,7 +112,10 @@ def test_other_files_are_not_fold_checkpoints(uninterrupted):
     for data, problem in [
         (pickle.dumps(Payload(), protocol=2), "not a clpipe fold-train checkpoint (unreadable as tensors"),
         (b"not a checkpoint", "not a clpipe fold-train checkpoint"),
-        (coteach_like.getvalue(), "expected a clpipe fold-train checkpoint of format 1, found ('coteach', 1)"),
+        (
+            coteach_like.getvalue(),
+            "expected a clpipe fold-train checkpoint of format 1, found ('coteach', 1)",
+        ),
     ]:
         with pytest.raises(InputError) as e:
             loop.load_checkpoint(data, "out/checkpoint.pt")
@@ -105,27 +123,60 @@ def test_other_files_are_not_fold_checkpoints(uninterrupted):
 
 
 def test_check_resume_names_nested_and_top_level_differences():
-    with pytest.raises(InputError, match=r"recipe.epochs \(checkpoint 3, now 4\); seed \(checkpoint 0, now 1\)"):
-        checkpoints.check_resume({"recipe": {"epochs": 3}, "seed": 0}, {"recipe": {"epochs": 4}, "seed": 1}, "c")
+    with pytest.raises(
+        InputError, match=r"recipe.epochs \(checkpoint 3, now 4\); seed \(checkpoint 0, now 1\)"
+    ):
+        checkpoints.check_resume(
+            {"recipe": {"epochs": 3}, "seed": 0}, {"recipe": {"epochs": 4}, "seed": 1}, "c"
+        )
 
 
 # --- a real process, killed with SIGKILL ------------------------------------------------------------
 
+
 def fold_train_command(dataset: str, labels_url: str, out, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "clpipe.cli", "fold-train", "--dataset", dataset, "--labels", labels_url,
-            "--fold", "1", "--n-folds", "4", "--arch", "airbench-tiny", "--epochs", "5", "--batch-size", "32",
-            "--subset-per-class", "20", "--checkpoint-every", "1", "--device", "cpu", "--no-progress",
-            *extra, "--out", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "clpipe.cli",
+        "fold-train",
+        "--dataset",
+        dataset,
+        "--labels",
+        labels_url,
+        "--fold",
+        "1",
+        "--n-folds",
+        "4",
+        "--arch",
+        "airbench-tiny",
+        "--epochs",
+        "5",
+        "--batch-size",
+        "32",
+        "--subset-per-class",
+        "20",
+        "--checkpoint-every",
+        "1",
+        "--device",
+        "cpu",
+        "--no-progress",
+        *extra,
+        "--out",
+        str(out),
+    ]
 
 
 @pytest.mark.slow
 def test_kill_9_then_the_same_command_ends_bit_identical(cifar10_dir, clean_labels, tmp_path, capsys):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread: the same float sums in every process
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    reference = subprocess.Popen(fold_train_command(cifar10_dir, clean_labels, whole), env=env,
-                                 stderr=subprocess.PIPE, text=True)
-    victim = subprocess.Popen(fold_train_command(cifar10_dir, clean_labels, killed), env=env,
-                              stderr=subprocess.DEVNULL)
+    reference = subprocess.Popen(
+        fold_train_command(cifar10_dir, clean_labels, whole), env=env, stderr=subprocess.PIPE, text=True
+    )
+    victim = subprocess.Popen(
+        fold_train_command(cifar10_dir, clean_labels, killed), env=env, stderr=subprocess.DEVNULL
+    )
     checkpoint = killed / "checkpoint.pt"
     deadline = time.monotonic() + 300
     while not checkpoint.exists() and victim.poll() is None and time.monotonic() < deadline:
@@ -143,20 +194,30 @@ def test_kill_9_then_the_same_command_ends_bit_identical(cifar10_dir, clean_labe
     assert "checkpoint.pt: settings: " in capsys.readouterr().err
     assert checkpoint.read_bytes() == before and not (killed / "pred_probs.npy").exists()
 
-    resumed = subprocess.run(fold_train_command(cifar10_dir, clean_labels, killed), env=env,
-                             stderr=subprocess.PIPE, text=True, check=False)
+    resumed = subprocess.run(
+        fold_train_command(cifar10_dir, clean_labels, killed),
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming from {checkpoint} at epoch {stopped_at}" in resumed.stderr
     assert reference.wait() == 0, reference.stderr.read()[-2000:]
-    assert sorted(p.name for p in killed.iterdir()) == ["indices.npy", "labels.npy", "metrics.json",
-                                                       "pred_probs.npy"]
+    assert sorted(p.name for p in killed.iterdir()) == [
+        "indices.npy",
+        "labels.npy",
+        "metrics.json",
+        "pred_probs.npy",
+    ]
     for name in ("indices.npy", "labels.npy", "pred_probs.npy"):
         np.testing.assert_array_equal(np.load(killed / name), np.load(whole / name))
     assert json.loads((killed / "metrics.json").read_text())["resumed_at_epoch"] == stopped_at
 
 
-def test_on_an_object_store_the_checkpoint_resumes_and_goes_once_published(cifar10_dir, clean_labels, tmp_path,
-                                                                            monkeypatch):
+def test_on_an_object_store_the_checkpoint_resumes_and_goes_once_published(
+    cifar10_dir, clean_labels, tmp_path, monkeypatch
+):
     """memory:// stands for an object store: no directory rename removes the checkpoint there."""
     remote = "memory://clpipe-fold-checkpoint/fold1"
 
@@ -178,7 +239,8 @@ def test_on_an_object_store_the_checkpoint_resumes_and_goes_once_published(cifar
     assert fold_cli.main(args(remote)) == 0
     assert storage.listdir(remote) == ["indices.npy", "labels.npy", "metrics.json", "pred_probs.npy"]
     assert json.loads(storage.read_bytes(f"{remote}/metrics.json"))["resumed_at_epoch"] == 1
-    np.testing.assert_array_equal(storage.load_npy(f"{remote}/pred_probs.npy"),
-                                  np.load(tmp_path / "local" / "pred_probs.npy"))
+    np.testing.assert_array_equal(
+        storage.load_npy(f"{remote}/pred_probs.npy"), np.load(tmp_path / "local" / "pred_probs.npy")
+    )
     fs, path = storage.url_to_fs(remote)
     fs.rm(path, recursive=True)

@@ -74,13 +74,17 @@ def between_fold_variance(values: np.ndarray, fold: np.ndarray, n_folds: int = 4
     fold = np.atleast_2d(fold)
     groups = (TRUE_CLASSES * n_folds + fold) + np.arange(len(fold))[:, None] * 10 * n_folds
     size = len(fold) * 10 * n_folds
-    means = np.bincount(groups.ravel(), np.tile(values, len(fold)), size) / np.bincount(groups.ravel(), None, size)
+    means = np.bincount(groups.ravel(), np.tile(values, len(fold)), size) / np.bincount(
+        groups.ravel(), None, size
+    )
     return means.reshape(len(fold), 10, n_folds).var(axis=2)
 
 
 def random_stratified_folds(rng: np.random.Generator, n: int) -> np.ndarray:
     within = np.tile(np.arange(5000) % 4, (n, 10))
-    return np.concatenate([rng.permuted(within[:, c * 5000:(c + 1) * 5000], axis=1) for c in range(10)], axis=1)
+    return np.concatenate(
+        [rng.permuted(within[:, c * 5000 : (c + 1) * 5000], axis=1) for c in range(10)], axis=1
+    )
 
 
 def shared_stream_folds(seed: int) -> np.ndarray:
@@ -107,8 +111,10 @@ def test_published_pred_probs_carry_the_sklearn_020_split(pyx, random_folds):
         "sklearn": as_fold_of_row(fold_indices(TRUE_CLASSES, 4, 0, split="sklearn"), 50_000),
         "0.21 rule": shared_stream_folds(0),
     }
-    z = {name: ((between_fold_variance(confidence, f)[0] - null.mean(0)) / null.std(0))[1:].mean()
-         for name, f in candidates.items()}
+    z = {
+        name: ((between_fold_variance(confidence, f)[0] - null.mean(0)) / null.std(0))[1:].mean()
+        for name, f in candidates.items()
+    }
     print(pyx.stem, {k: round(float(v), 1) for k, v in z.items()})
     # A mean of nine z-scores of unrelated splits has a spread of about 1/3: 10 is far out of chance.
     assert z["sklearn-0.20"] > 10

@@ -64,8 +64,8 @@ def test_airbench_whitening_decorrelates_patches():
 def train(small, epochs, batch_size=128):
     images, y = small
     recipe = recipes.resolve_recipe("airbench-tiny", epochs=epochs, batch_size=batch_size)
-    return loop.train_fold(images, y, fold=1, n_folds=4, seed=0, arch="airbench-tiny", recipe=recipe,
-                            device=torch.device("cpu"), progress=False)
+    return loop.train_fold(images, y, fold=1, n_folds=4, seed=0, fold_split="sklearn",
+                           arch="airbench-tiny", recipe=recipe, device=torch.device("cpu"), progress=False)
 
 
 def test_fold_training_is_deterministic_on_cpu(small):
@@ -87,8 +87,8 @@ def test_fold_training_learns_out_of_sample(small):
 def test_resnet50_path_runs(small):
     images, y = small
     recipe = recipes.resolve_recipe("resnet50", epochs=1, batch_size=250)
-    result = loop.train_fold(images, y, fold=0, n_folds=4, arch="resnet50", recipe=recipe,
-                              device=torch.device("cpu"), progress=False)
+    result = loop.train_fold(images, y, fold=0, n_folds=4, seed=0, fold_split="sklearn",
+                             arch="resnet50", recipe=recipe, device=torch.device("cpu"), progress=False)
     assert result.pred_probs.shape == (250, 10)
     assert np.isfinite(result.pred_probs).all()
 
@@ -96,12 +96,14 @@ def test_resnet50_path_runs(small):
 def test_fold_out_of_range(small):
     images, y = small
     with pytest.raises(InputError, match=r"fold: must lie in \[0, 4\)"):
-        loop.train_fold(images, y, fold=4, n_folds=4, arch="airbench-tiny", progress=False)
+        loop.train_fold(images, y, fold=4, n_folds=4, seed=0, fold_split="sklearn", arch="airbench-tiny",
+                        progress=False)
 
 
 def test_paper_recipe_is_the_seeds():
     paper = recipes.resolve_recipe("resnet50")
-    assert (paper.pad, paper.pad_mode, paper.precision, paper.holdout_transform) == (4, "black", "fp32", "train")
+    seed_choices = (paper.pad, paper.pad_mode, paper.precision, paper.holdout_transform)
+    assert seed_choices == (4, "black", "fp32", "train")
     airbench = recipes.resolve_recipe("airbench94")
     assert (airbench.precision, airbench.compile, airbench.holdout_transform) == ("bf16", "cuda", "clean")
 
@@ -127,9 +129,11 @@ def test_held_out_images_scored_through_the_training_transform(small):
     images, y = small
 
     def scored(holdout_transform):
-        recipe = recipes.resolve_recipe("airbench-tiny", epochs=1, batch_size=128, holdout_transform=holdout_transform)
-        return loop.train_fold(images, y, fold=0, n_folds=4, arch="airbench-tiny", recipe=recipe,
-                               device=torch.device("cpu"), progress=False)
+        recipe = recipes.resolve_recipe("airbench-tiny", epochs=1, batch_size=128,
+                                        holdout_transform=holdout_transform)
+        return loop.train_fold(images, y, fold=0, n_folds=4, seed=0, fold_split="sklearn",
+                               arch="airbench-tiny", recipe=recipe, device=torch.device("cpu"),
+                               progress=False)
 
     clean, augmented, again = scored("clean"), scored("train"), scored("train")
     np.testing.assert_array_equal(augmented.pred_probs, again.pred_probs)
@@ -140,6 +144,6 @@ def test_held_out_images_scored_through_the_training_transform(small):
 def test_the_cpu_trains_in_fp32_whatever_the_recipe_says(small):
     images, y = small
     recipe = recipes.resolve_recipe("airbench-tiny", epochs=1, batch_size=128, precision="bf16")
-    result = loop.train_fold(images, y, fold=0, n_folds=4, arch="airbench-tiny", recipe=recipe,
-                             device=torch.device("cpu"), progress=False)
+    result = loop.train_fold(images, y, fold=0, n_folds=4, seed=0, fold_split="sklearn",
+                             arch="airbench-tiny", recipe=recipe, device=torch.device("cpu"), progress=False)
     assert result.metrics["precision"] == "fp32" and result.metrics["compiled"] is False
