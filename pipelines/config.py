@@ -26,9 +26,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
 from clpipe.components.common import storage
+from clpipe.components.common.conditions import Condition, resolve_forget_rate
 from clpipe.components.common.errors import InputError
 from clpipe.components.common.methods import CL_METHODS, NO_PRUNING
-from clpipe.components.common.conditions import Condition, resolve_forget_rate
+from clpipe.components.coteach.recipes import RECIPE_NAMES as COTEACH_RECIPES
 from clpipe.components.fold_train.folds import FOLD_SPLITS
 from clpipe.components.fold_train.recipes import ARCHS as FOLD_ARCHS
 
@@ -40,9 +41,6 @@ PAPER_CONDITIONS = tuple(
     for noise in (0.2, 0.4, 0.6)
     for sparsity in (0.0, 0.2, 0.4, 0.6)
 )
-#: Names of the Co-Teaching recipes, repeated here so that compiling and submitting need no torch
-#: (tests/pipeline/test_config.py keeps them equal to the trainer's own list).
-COTEACH_RECIPES = ("feb2020", "jair2021", "coteaching2018", "fast")
 MASK_COMPAT = ("", "cleanlab-2021")
 STRATIFY_BY = ("given", "dataset")
 

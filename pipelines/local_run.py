@@ -183,7 +183,7 @@ def run_locally(
     params: BenchmarkParams, output: str, pipeline_root: str | None = None, runner: Runner = Runner()
 ) -> LocalRun:
     """Runs the pipeline with kfp.local and publishes the report directory to ``OUTPUT/report``."""
-    from .pipeline import build_pipeline
+    from .pipeline import pipeline_arguments, pipeline_for
 
     if runner.kind not in RUNNERS:
         raise InputError("--runner", "", f"must be one of {RUNNERS}, got {runner.kind!r}")
@@ -197,7 +197,7 @@ def run_locally(
         # the stage images' code is this environment's clpipe.
         warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-        task = build_pipeline(settings)(**params.arguments())
+        task = pipeline_for(params, settings)(**pipeline_arguments(params))
     wall_s = time.perf_counter() - started
     report = storage.join(output, "report")
     storage.publish_dir(task.output.path, report)

@@ -3,10 +3,10 @@
 The speed recipe follows airbench (KellerJordan/cifar10-airbench): the whole dataset
 lives on the device as one tensor, batches are index lookups, augmentation (random crop
 with padding, horizontal flip) runs batched on the device, and there are no loader
-workers. Precision is a recipe setting (``precision`` below): ``"bf16"`` = fp16-stored
-inputs, bf16 autocast and TF32 on CUDA (airbench); ``"fp32"`` = full float32, what the
-papers' code ran. On CUDA also channels_last. On the CPU everything is float32 whatever the
-setting and, for a fixed seed, bit-for-bit repeatable (``torch.use_deterministic_algorithms``).
+workers. On CUDA: channels_last, and by default bf16 autocast with fp16 inputs and TF32
+(``precision="bf16"``); ``precision="fp32"`` keeps inputs and arithmetic in true fp32
+(TF32 off), as the 2019-2020 reference runs had it. On the CPU everything is float32 and,
+for a fixed seed, bit-for-bit repeatable (``torch.use_deterministic_algorithms``).
 
 Seeds are separated by purpose (model init, batch order, augmentation) so that, e.g.,
 pruning examples changes which examples are seen but not the init of the networks.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypeVar
@@ -23,6 +24,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from . import storage
 from .errors import InputError
 
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
@@ -47,24 +49,47 @@ def select_device(name: str = "auto") -> torch.device:
 def seed_everything(seed: int, device: torch.device, precision: str = "bf16") -> None:
     """Seeds torch and numpy; on the CPU also makes every kernel deterministic.
 
-    On CUDA, TF32 matmuls and convolutions are allowed for ``bf16`` only: ``fp32`` means
-    full float32, as the seed's 2019 GPUs computed.
+    On CUDA it lets cuDNN pick the fastest kernels and allows TF32 unless ``precision`` is
+    ``fp32`` (process-wide switches: one precision per process).
     """
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
     else:
+        tf32 = precision != "fp32"
         torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = precision == "bf16"
-        torch.backends.cudnn.allow_tf32 = precision == "bf16"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
 
 
 def autocast(device: torch.device, precision: str = "bf16") -> contextlib.AbstractContextManager:
-    """bf16 mixed precision on CUDA (no loss scaling needed) for ``bf16``; else a no-op."""
+    """bf16 mixed precision on CUDA (no loss scaling needed); a no-op on the CPU and for ``fp32``."""
     if device.type == "cuda" and precision == "bf16":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def input_dtype(device: torch.device, precision: str = "bf16") -> torch.dtype:
+    """dtype of the images held on the device: fp16 on CUDA under bf16 autocast (half the memory
+    traffic; pixels/255 and their normalised values keep about 3 decimal digits), else fp32."""
+    return torch.float16 if device.type == "cuda" and precision == "bf16" else torch.float32
+
+
+def use_compile_cache(directory: str | None = None) -> str:
+    """Points ``torch.compile``'s on-disk caches at one directory shared by every task; returns it.
+
+    Inductor keeps compiled kernels (``TORCHINDUCTOR_CACHE_DIR``, Triton's cache under it), whole
+    compiled graphs (the FX graph cache) and compiled backward graphs (the AOTAutograd cache)
+    there, so the second and later processes that compile the same network with the same
+    shapes load the result instead of compiling again. Default: ``<clpipe cache>/torchinductor``
+    (``$CLPIPE_CACHE_DIR``); variables the user already set are left alone. Share it between
+    tasks by pointing ``CLPIPE_CACHE_DIR`` (or ``TORCHINDUCTOR_CACHE_DIR``) at a common volume.
+    """
+    default = directory or os.path.join(storage.cache_dir(), "torchinductor")
+    os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
+    os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
+    return os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", default)
 
 
 def to_device(model: ModuleT, device: torch.device) -> ModuleT:
@@ -127,8 +152,8 @@ class DeviceLoader:
         order_seed, aug_seed: Seeds of the batch order and the augmentation.
         min_last_batch: A last batch smaller than this is skipped even when
             ``drop_last`` is False (the JAIR Co-Teaching code skips batches < 16).
-        precision: ``"bf16"`` stores the inputs as fp16 on CUDA, ``"fp32"`` as float32
-            (the CPU always uses float32).
+        dtype: dtype of the images on the device (default :func:`input_dtype`: fp16 on
+            CUDA, fp32 on the CPU).
 
     Each iteration yields ``(x, y, rows)``: x (B, 3, 32, 32) in the compute dtype
     (channels_last on CUDA), y (B,) int64 and the dataset rows of the batch.
@@ -149,7 +174,7 @@ class DeviceLoader:
         order_seed: int = 0,
         aug_seed: int = 1,
         min_last_batch: int = 1,
-        precision: str = "bf16",
+        dtype: torch.dtype | None = None,
     ) -> None:
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
@@ -159,8 +184,7 @@ class DeviceLoader:
         self.drop_last = drop_last
         self.augment = augment
         self.min_last_batch = min_last_batch
-        self.precision = precision
-        self.dtype = torch.float16 if device.type == "cuda" and precision == "bf16" else torch.float32
+        self.dtype = dtype or input_dtype(device)
         self.data_device = device if _fits_on(device, images.nbytes * 2) else torch.device("cpu")
         x = torch.from_numpy(np.ascontiguousarray(images)).to(self.data_device)
         x = x.permute(0, 3, 1, 2).to(self.dtype).div_(255)
@@ -248,13 +272,15 @@ def _fits_on(device: torch.device, nbytes: int) -> bool:
 
 @torch.no_grad()
 def predict_proba(
-    model: torch.nn.Module, loader: DeviceLoader, *, tta_flip: bool = False, temperature: float = 1.0
+    model: torch.nn.Module, loader: DeviceLoader, *, tta_flip: bool = False, temperature: float = 1.0,
+    precision: str = "bf16",
 ) -> np.ndarray:
-    """(N, K) float32 softmax probabilities in dataset row order (the loader must not shuffle)."""
+    """(N, K) float32 softmax probabilities in dataset row order (the loader must not shuffle);
+    ``precision`` as in :func:`autocast`."""
     model.eval()
     out = []
     for x, _, _ in loader:
-        with autocast(loader.device, loader.precision):
+        with autocast(loader.device, precision):
             logits = tta_logits(model, x, tta_flip)
         out.append(torch.softmax(logits / temperature, dim=1).cpu())
     return torch.cat(out).numpy().astype(np.float32)

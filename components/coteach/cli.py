@@ -1,9 +1,11 @@
 """``clpipe coteach``: Co-Teaching on the examples a confident-learning mask kept.
 
 Writes ``--out DIR`` (path or fsspec URL): ``metrics.json`` after every epoch and
-``checkpoint.pt`` at the end of every epoch (docs/architecture.md). A rerun with the same
-``--out`` resumes from the checkpoint (and refuses if the settings differ); a finished run
-rerun only rewrites its metrics. Bad input (exit 2) is detected before anything is written.
+``checkpoint.pt`` after every ``--checkpoint-every``-th epoch and the last (the recipe's
+cadence: every epoch for the paper recipes, every 10th for ``fast``; docs/architecture.md).
+A rerun with the same ``--out`` resumes from the checkpoint (and refuses if the settings
+differ); a finished run rerun only rewrites its metrics. Bad input (exit 2) is detected
+before anything is written.
 
 Example (the seed's command line):
   clpipe coteach --seed 1 --batch-size 128 --lr 0.001 --epochs 250 --forget-rate 0.2 \\
@@ -22,7 +24,10 @@ from ..common import cli, storage, training
 from ..common.datasets import Split, open_split, subset_rows
 from ..common.errors import InputError
 from ..common.labels import open_train_view
-from . import logic
+from ..common.methods import RUN_METHODS
+from . import checkpoint, loop
+from .method import class_weights
+from .recipes import CLASS_WEIGHT_RULES, DEFAULT_RECIPE, PRECISIONS, RECIPE_NAMES, resolve_recipe
 
 log = logging.getLogger("clpipe")
 
@@ -41,11 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-mask",
                    help="train_mask.npy (bool, True = keep, one row per train-view row) or a make-masks "
                         "output directory (then --method picks DIR/train_pruned_<method>/train_mask.npy)")
-    p.add_argument("--method", help=f"mask method id, one of {logic.METHODS}; 'none' (or no mask) = "
+    p.add_argument("--method", help=f"mask method id, one of {RUN_METHODS}; 'none' (or no mask) = "
                                     "plain Co-Teaching on all noisy labels")
-    p.add_argument("--recipe", default=logic.DEFAULT_RECIPE,
-                   help=f"hyperparameter preset, one of {tuple(logic.RECIPES)} "
-                        f"(default {logic.DEFAULT_RECIPE}, the paper's Feb-2020 Table 2 protocol); "
+    p.add_argument("--recipe", default=DEFAULT_RECIPE,
+                   help=f"hyperparameter preset, one of {RECIPE_NAMES} "
+                        f"(default {DEFAULT_RECIPE}, the paper's Feb-2020 Table 2 protocol); "
                         "the flags below override its fields")
     p.add_argument("--seed", type=int, default=1,
                    help="seeds init, batch order, augmentation, dropout (default 1)")
@@ -63,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mom2", type=float,
                    help="Adam beta1 from --epoch-decay-start on (feb2020 0.1, jair2021 0.9)")
     p.add_argument("--class-weights", default="paper",
-                   choices=("paper", *logic.CLASS_WEIGHT_RULES),
+                   choices=("paper", *CLASS_WEIGHT_RULES),
                    help="per-class loss weights: paper = the recipe's own rule (feb2020/jair2021 use the "
                         "dataset's TRUE labels, a ground-truth leak kept for reproduction); given = the same "
                         "correction from the given labels only; none = unweighted")
@@ -73,7 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score a class-stratified subset of this many test images per class (0 = all)")
     p.add_argument("--test-subset-seed", type=int, default=0, help="seed of that test subset")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1 ...")
-    p.add_argument("--checkpoint-every", type=int, default=1, help="epochs between checkpoints (default 1)")
+    p.add_argument("--eval-every", type=int,
+                   help="score the test set after every N-th epoch and the last (feb2020: 1, fast: 10)")
+    p.add_argument("--checkpoint-every", type=int,
+                   help="save the resumable state after every N-th epoch and the last (feb2020: 1, fast: 10)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="GPU arithmetic (paper recipes: fp32, fast: bf16); the CPU always computes in fp32")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction,
+                   help="torch.compile the networks on a GPU (fast: on); compiled graphs are cached "
+                        "under $CLPIPE_CACHE_DIR/torchinductor (or $TORCHINDUCTOR_CACHE_DIR)")
     p.add_argument("--stop-after", type=int,
                    help="stop cleanly once this many epochs are done in total (time-boxed jobs); "
                         "rerun to go on")
@@ -85,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_mask(train_mask: str | None, method: str | None) -> tuple[str | None, str]:
     """(URL of the train_mask.npy or None, method id) from ``--train-mask`` and ``--method``."""
-    if method is not None and method not in logic.METHODS:
-        raise InputError("--method", "", f"unknown method {method!r}; choose from {logic.METHODS}")
+    if method is not None and method not in RUN_METHODS:
+        raise InputError("--method", "", f"unknown method {method!r}; choose from {RUN_METHODS}")
     if train_mask is None:
         if method not in (None, "none"):
             raise InputError("--method", "", f"method {method!r} needs --train-mask (a train_mask.npy "
@@ -99,12 +112,12 @@ def resolve_mask(train_mask: str | None, method: str | None) -> tuple[str | None
         if method is None:  # name it after its make-masks folder when it has one
             folder = os.path.basename(os.path.dirname(train_mask.rstrip("/")))
             inferred = folder.removeprefix("train_pruned_")
-            known = folder.startswith("train_pruned_") and inferred in logic.METHODS
+            known = folder.startswith("train_pruned_") and inferred in RUN_METHODS
             method = inferred if known else "custom"
         return train_mask, method
     if method is None:
         raise InputError("--method", "", f"--train-mask {train_mask} is a directory: pick a mask with "
-                         f"--method, one of {logic.METHODS}")
+                         f"--method, one of {RUN_METHODS}")
     if method == "none":
         return None, "none"
     url = storage.join(train_mask, f"train_pruned_{method}", "train_mask.npy")
@@ -126,13 +139,14 @@ def open_test_view(url: str, per_class: int, seed: int) -> Split:
 
 def run(args: argparse.Namespace) -> None:
     # --- everything that can be wrong with the input is checked before anything is written ----
-    cli.check_positive("--checkpoint-every", args.checkpoint_every)
+    loop.check_stop_after(args.stop_after)
     if args.test_subset_per_class < 0:
         raise InputError("--test-subset-per-class", "", f"must be >= 0, got {args.test_subset_per_class}")
-    recipe = logic.resolve_recipe(
+    recipe = resolve_recipe(
         args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, forget_rate=args.forget_rate,
         num_gradual=args.num_gradual, exponent=args.exponent, epoch_decay_start=args.epoch_decay_start,
-        mom2=args.mom2, cnn_width=args.cnn_width,
+        mom2=args.mom2, cnn_width=args.cnn_width, eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every, precision=args.precision, compile=args.compile,
         class_weights=None if args.class_weights == "paper" else args.class_weights,
     )
     mask_url, method = resolve_mask(args.train_mask, args.method)
@@ -150,14 +164,14 @@ def run(args: argparse.Namespace) -> None:
         # The whole split's size only feeds the error hint for a mask made without the subset.
         mismatch = args.subset_per_class and mask.shape != (len(view),)
         full = len(open_split(args.dataset, "train")) if mismatch else None
-        keep = logic.check_keep_mask(mask, len(view), mask_url, recipe=recipe, full_split=full)
+        keep = loop.check_keep_mask(mask, len(view), mask_url, recipe=recipe, full_split=full)
     # Fails early (naming the mask) when a class-weight rule is undefined for this mask.
-    logic.class_weights(recipe.class_weights, given, keep, num_classes=view.num_classes,
+    class_weights(recipe.class_weights, given, keep, num_classes=view.num_classes,
                         true_labels=view.labels, source=mask_url or args.train_labels)
     checkpoint_url = storage.join(args.out, CHECKPOINT)
     resume = None
     if storage.exists(checkpoint_url):
-        resume = logic.load_checkpoint(storage.read_bytes(checkpoint_url), checkpoint_url)
+        resume = checkpoint.load_checkpoint(storage.read_bytes(checkpoint_url), checkpoint_url)
 
     train_images, test_images = view.images(), test.images()
     metadata = {
@@ -178,13 +192,13 @@ def run(args: argparse.Namespace) -> None:
         "test_subset_per_class": args.test_subset_per_class,
         "test_subset_seed": args.test_subset_seed,
     }
-    result = logic.train_coteaching(
+    result = loop.train_coteaching(
         train_images, given, test_images, test.labels, keep=keep, true_labels=view.labels,
         test_exact=test.exact, recipe=recipe, seed=args.seed, num_classes=view.num_classes, device=device,
         resume=resume, resume_source=checkpoint_url,
         write_checkpoint=lambda data: storage.write_bytes(checkpoint_url, data),
         write_metrics=lambda m: storage.save_json(storage.join(args.out, METRICS), m),
-        checkpoint_every=args.checkpoint_every, stop_after=args.stop_after, metadata=metadata,
+        stop_after=args.stop_after, metadata=metadata,
         progress=not args.no_progress,
     )
     m = result.metrics

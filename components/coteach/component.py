@@ -29,10 +29,10 @@ def coteach(
     the condition's noise amount, the JAIR rule) or a number. Uses the GPU when one is visible.
     """
     from clpipe.components.common import storage
-    from clpipe.components.common.kfp_component import override_flags, run_cli
-    from clpipe.components.coteach import cli
     from clpipe.components.common.artifacts import labels_url
     from clpipe.components.common.conditions import resolve_forget_rate
+    from clpipe.components.common.kfp_component import override_flags, run_cli
+    from clpipe.components.coteach import cli
 
     summary = storage.load_json(storage.join(labels.path, "summary.json"))
     rate = resolve_forget_rate(forget_rate, summary["forget_rate_from_noise"])

@@ -242,6 +242,8 @@ def fit(
     trainer = _Trainer(model, loader, optimizer, scheduler, lookahead, device)
     reduction = "sum" if recipe.schedule == "airbench" else "mean"  # airbench's lr is per summed example
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing, reduction=reduction)
+    if compiled:
+        training.use_compile_cache()  # one on-disk cache for every task: compile once per machine
     forward = torch.compile(model) if compiled else model  # same parameters; state_dict stays the model's
     start_epoch = 0 if resume is None else trainer.restore(resume)
     step = start_epoch * steps_per_epoch
@@ -415,7 +417,7 @@ def train_fold(
         std=std,
         order_seed=fold_seed + 1,
         aug_seed=fold_seed + 2,
-        precision=precision,
+        dtype=training.input_dtype(device, precision),
     )
     model = training.to_device(model, device)
     if isinstance(model, AirbenchNet):
@@ -456,9 +458,9 @@ def train_fold(
         std=std,
         augment=augment if recipe.holdout_transform == "train" else None,
         aug_seed=fold_seed + 3,
-        precision=precision,
+        dtype=training.input_dtype(device, precision),
     )
-    pred_probs = training.predict_proba(model, eval_loader, tta_flip=recipe.tta)
+    pred_probs = training.predict_proba(model, eval_loader, tta_flip=recipe.tta, precision=precision)
     accuracy = float((pred_probs.argmax(1) == labels[heldout]).mean())
     images_seen = (recipe.epochs - fitted.start_epoch) * len(train_rows)
     metrics = {

@@ -53,14 +53,7 @@ def test_fp32_never_autocasts():
     assert isinstance(training.autocast(torch.device("cpu"), "bf16"), contextlib.nullcontext)
 
 
-def test_the_cpu_loader_holds_float32_whatever_the_precision(images):
-    for precision in ("fp32", "bf16"):
-        loader = training.DeviceLoader(
-            images,
-            np.zeros(len(images)),
-            batch_size=8,
-            device=torch.device("cpu"),
-            shuffle=False,
-            precision=precision,
-        )
-        assert loader.x.dtype == torch.float32
+def test_inputs_are_fp16_only_on_cuda_under_bf16():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert training.input_dtype(cuda, "bf16") == torch.float16
+    assert training.input_dtype(cuda, "fp32") == training.input_dtype(cpu, "bf16") == torch.float32

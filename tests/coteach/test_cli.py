@@ -103,6 +103,33 @@ def test_resume_with_different_settings_is_refused_and_changes_nothing(finished_
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+class NotTensors:
+    """What weights_only loading refuses: unpickling it would call print()."""
+
+    def __reduce__(self):
+        return (print, ("this ran while loading",))
+
+
+def test_a_checkpoint_that_is_not_clpipes_is_refused_in_one_line(inputs, tmp_path, capfd):
+    import torch
+
+    out = tmp_path / "run"
+    out.mkdir()
+    torch.save({"format": 2, "payload": NotTensors()}, out / "checkpoint.pt")
+    before = (out / "checkpoint.pt").read_bytes()
+    argv = ["--seed", "3", "--epochs", "3", "--train-labels", inputs["labels_npy"], "--out", str(out), *FAST,
+            inputs["dataset"]]
+    assert coteach_cli.main(argv) == 2
+    captured = capfd.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("ERROR")]
+    expected = (f"ERROR coteach: {out / 'checkpoint.pt'}: not a clpipe checkpoint: it holds Python objects "
+                "other than tensors and plain values, so it was not loaded")
+    assert errors == [expected]
+    assert "weights_only" not in captured.err and "this ran while loading" not in captured.out
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt"]
+    assert (out / "checkpoint.pt").read_bytes() == before
+
+
 def _write_mask(inputs, name, array):
     path = inputs["root"] / name
     np.save(path, array)
@@ -125,6 +152,12 @@ def _write_mask(inputs, name, array):
     ("jair_without_forget_rate", "--forget-rate: recipe jair2021 has no default forget rate"),
     ("bad_labels", "has 12 rows, the dataset"),
     ("bad_class_weights_flag", "invalid choice"),
+    ("exponent_nan", "--exponent: must be a finite number > 0, got nan"),
+    ("exponent_negative", "--exponent: must be a finite number > 0, got -1.0"),
+    ("stop_after_negative", "--stop-after: must be >= 1 (epochs trained in total), got -1"),
+    ("stop_after_zero", "--stop-after: must be >= 1 (epochs trained in total), got 0"),
+    ("eval_every_zero", "--eval-every: must be >= 1, got 0"),
+    ("checkpoint_every_zero", "--checkpoint-every: must be >= 1, got 0"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(inputs, tmp_path, capsys, case, message):
     out = tmp_path / "out"
@@ -167,6 +200,12 @@ def test_bad_input_exits_2_and_writes_nothing(inputs, tmp_path, capsys, case, me
         args["--train-labels"] = _write_mask(inputs, "labels12.npy", np.zeros(12, np.int64))
     elif case == "bad_class_weights_flag":
         extra = ["--class-weights", "oracle"]
+    elif case.startswith("exponent_"):
+        extra = ["--exponent", {"exponent_nan": "nan", "exponent_negative": "-1"}[case]]
+    elif case.startswith("stop_after_"):
+        extra = ["--stop-after", {"stop_after_negative": "-1", "stop_after_zero": "0"}[case]]
+    elif case.endswith("_every_zero"):
+        extra = ["--" + case.removesuffix("_zero").replace("_", "-"), "0"]
     argv = [a for kv in args.items() for a in kv] + extra + ["--epochs", "3", "--out", str(out), *FAST,
                                                               inputs["dataset"]]
     assert coteach_cli.main(argv) == 2
