@@ -55,7 +55,9 @@ CROSS_VALIDATED, GIVEN_PRED_PROBS = KINDS = ("cross-validated", "given-pred-prob
 #: Pipeline parameter holding the conditions of each kind.
 CONDITIONS_PARAMETER = {kind: f"{kind.replace('-', '_')}_conditions" for kind in KINDS}
 #: Parameters only cross-validation uses.
-FOLD_PARAMETERS = ("n_folds", "fold_arch", "fold_epochs", "fold_batch_size", "fold_seed", "fold_stratify_by")
+FOLD_PARAMETERS = (
+    "n_folds", "fold_arch", "fold_epochs", "fold_batch_size", "fold_seed", "fold_stratify_by", "fold_split",
+)
 
 _REQUIRED = inspect.Parameter.empty
 
@@ -232,6 +234,7 @@ def build_pipeline(settings: TaskSettings | None = None, kinds: Sequence[str] = 
                     batch_size=p["fold_batch_size"],
                     seed=p["fold_seed"],
                     stratify_by=p["fold_stratify_by"],
+                    fold_split=p["fold_split"],
                     subset_per_class=p["train_per_class"],
                     subset_seed=p["subset_seed"],
                 ),

@@ -11,7 +11,7 @@ type                   written by            files
 =====================  ====================  ============================================
 :class:`NoisyLabels`   noisy-labels          labels.npy, noise_matrix.npy, summary.json
 :class:`FoldOutput`    fold-train            indices.npy, pred_probs.npy, labels.npy,
-                                             metrics.json
+                                             metrics.json (checkpoint.pt while training)
 :class:`PredProbs`     combine-folds         pred_probs.npy, labels.npy, summary.json
 :class:`Masks`         make-masks            train_pruned_<method>/train_mask.npy,
                                              summary.json
@@ -125,6 +125,9 @@ class FoldOutput:
         metrics: ``stage, fold, n_folds, seed, n_examples, n_classes, classes,
             dataset_fingerprint, labels_fingerprint, arch, epochs, batch_size,
             holdout_accuracy, train_time_s, total_time_s, images_per_s, device, ...``.
+
+    While the fold trains, ``checkpoint.pt`` (:data:`CHECKPOINT`) in the output location holds
+    its last checkpoint; fold-train removes it once it published the four files.
     """
 
     source: str
@@ -133,6 +136,7 @@ class FoldOutput:
     labels: np.ndarray
     metrics: dict
     METRICS: ClassVar[str] = "metrics.json"
+    CHECKPOINT: ClassVar[str] = "checkpoint.pt"
     #: Fields every fold of one cross-validation must agree on.
     AGREED: ClassVar[tuple[str, ...]] = ("n_examples", "n_classes", "n_folds", "dataset_fingerprint",
                                         "labels_fingerprint")

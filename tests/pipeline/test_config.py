@@ -118,13 +118,6 @@ def test_bad_config_files(tmp_path):
         parse([str(bad)])
 
 
-def test_torch_free_name_lists_match_the_trainers():
-    from clpipe.components.fold_train.models import ARCHS
-    from clpipe.pipelines import config
-
-    assert config.FOLD_ARCHS == ARCHS
-
-
 @pytest.mark.parametrize("name", ["table2-paper", "table2-from-published", "table2-fast"])
 def test_table2_configs_cover_the_papers_grid(name):
     from clpipe.components.report.logic import PAPER_TABLE2
