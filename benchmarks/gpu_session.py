@@ -46,6 +46,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -54,13 +55,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_coteach, when run from elsewhere
 
-import bench_coteach  # noqa: E402
-from clpipe.components.common import training  # noqa: E402
-from clpipe.components.common.methods import CL_METHODS  # noqa: E402
-from clpipe.components.coteach.model import CoTeachingCNN  # noqa: E402
-from clpipe.components.fold_train import loop as fold_loop  # noqa: E402
-from clpipe.components.fold_train.models import build_model  # noqa: E402
-from clpipe.components.fold_train.recipes import resolve_recipe as fold_recipe  # noqa: E402
+import bench_coteach
+from clpipe.components.common import training
+from clpipe.components.common.methods import CL_METHODS
+from clpipe.components.coteach.model import CoTeachingCNN
+from clpipe.components.fold_train import loop as fold_loop
+from clpipe.components.fold_train.models import build_model
+from clpipe.components.fold_train.recipes import resolve_recipe as fold_recipe
 
 log = logging.getLogger("gpu_session")
 
@@ -175,31 +176,36 @@ def coteach_line(precision: str, compiled: bool, stacked: bool, n: int, batch: i
             "eval_images_per_s": r["eval_ips"], "flops_per_image": flops}
 
 
-def throughput_plan(smoke: bool) -> list[tuple[str, dict, Callable[..., dict]]]:
+def throughput_plan(smoke: bool) -> list[tuple[str, dict, Callable[[torch.device], dict]]]:
     """(name, settings, measuring function) in priority order: what matters most comes first."""
-    n_fold, n_co = (64, 64) if smoke else (20_000, 16_384)
-    co_batch = 32 if smoke else 256
-    lines = [
-        ("coteach fast", dict(precision="bf16", compiled=False, stacked=False), n_co),
-        ("fold airbench94", dict(arch="airbench-tiny" if smoke else "airbench94", precision="bf16",
-                                 compiled=False), n_fold),
-        ("coteach feb2020 fp32", dict(precision="fp32", compiled=False, stacked=False), n_co),
-        ("coteach fast stacked", dict(precision="bf16", compiled=False, stacked=True), n_co),
-        ("fold resnet50 fp32", dict(arch="airbench-tiny" if smoke else "resnet50", precision="fp32",
-                                    compiled=False), n_fold // 2),
-        ("coteach fast compiled", dict(precision="bf16", compiled=True, stacked=False), n_co),
-        ("fold airbench94 compiled", dict(arch="airbench-tiny" if smoke else "airbench94", precision="bf16",
-                                          compiled=True), n_fold),
-        ("coteach fast stacked compiled", dict(precision="bf16", compiled=True, stacked=True), n_co),
-        ("fold resnet50 bf16", dict(arch="airbench-tiny" if smoke else "resnet50", precision="bf16",
-                                    compiled=False), n_fold // 2),
-    ]
+    n_fold, n_co, co_batch = (64, 64, 32) if smoke else (20_000, 16_384, 256)
+    airbench, resnet = ("airbench-tiny", "airbench-tiny") if smoke else ("airbench94", "resnet50")
+    fold = {
+        "fold airbench94": (airbench, "bf16", False, n_fold),
+        "fold resnet50 fp32": (resnet, "fp32", False, n_fold // 2),
+        "fold airbench94 compiled": (airbench, "bf16", True, n_fold),
+        "fold resnet50 bf16": (resnet, "bf16", False, n_fold // 2),
+    }
+    coteach = {
+        "coteach fast": ("bf16", False, False),
+        "coteach feb2020 fp32": ("fp32", False, False),
+        "coteach fast stacked": ("bf16", False, True),
+        "coteach fast compiled": ("bf16", True, False),
+        "coteach fast stacked compiled": ("bf16", True, True),
+    }
+    order = ["coteach fast", "fold airbench94", "coteach feb2020 fp32", "coteach fast stacked", "fold resnet50 fp32",
+             "coteach fast compiled", "fold airbench94 compiled", "coteach fast stacked compiled",
+             "fold resnet50 bf16"]
     plan = []
-    for name, settings, n in lines:
-        if name.startswith("coteach"):
-            plan.append((name, settings, lambda d, s=settings, n=n: coteach_line(**s, n=n, batch=co_batch, device=d)))
+    for name in order:
+        if name in fold:
+            arch, precision, compiled, n = fold[name]
+            settings = {"arch": arch, "precision": precision, "compiled": compiled}
+            plan.append((name, settings, partial(fold_line, **settings, n=n)))
         else:
-            plan.append((name, settings, lambda d, s=settings, n=n: fold_line(**s, n=n, device=d)))
+            precision, compiled, stacked = coteach[name]
+            settings = {"precision": precision, "compiled": compiled, "stacked": stacked}
+            plan.append((name, settings, partial(coteach_line, **settings, n=n_co, batch=co_batch)))
     return plan
 
 
@@ -213,9 +219,9 @@ def run_throughput(session: Session, device: torch.device, smoke: bool, deadline
             break
         log.info("throughput: %s %s", name, settings)
         started = time.perf_counter()
-        row = {"name": name, **{k: v for k, v in settings.items()}}
+        row = {"name": name, **settings}
         try:
-            row.update(measure(device))
+            row.update(measure(device=device))
             tflops = row["images_per_s"] * row["flops_per_image"] / 1e12
             row.update(tflops=tflops, share_of_bf16_peak=tflops / H200_BF16_TFLOPS)
         except Exception as e:  # one failing line (e.g. a compiler error) must not cost the others
@@ -224,7 +230,8 @@ def run_throughput(session: Session, device: torch.device, smoke: bool, deadline
         row["seconds"] = round(time.perf_counter() - started, 1)
         session.data["throughput"].append(row)
         session.save()
-        torch.cuda.empty_cache() if device.type == "cuda" else None
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
 
 
 # --- (b) one whole condition through the stage commands --------------------------------------------
@@ -353,8 +360,8 @@ def extrapolate(data: dict) -> dict:
 
 def summary_markdown(data: dict) -> str:
     m = data["machine"]
-    lines = [f"# GPU session ({'smoke, ' if data['smoke'] else ''}{m['device']}, torch {m['torch']}, "
-             f"commit {m['commit']})", "", f"Calls: {', '.join(c['started'] for c in data['calls'])}", "",
+    title = f"# GPU session ({'smoke, ' if data['smoke'] else ''}{m['device']}, torch {m['torch']}, commit {m['commit']})"
+    lines = [title, "", f"Calls: {', '.join(c['started'] for c in data['calls'])}", "",
              "## (a) Training-step throughput (synthetic data, real shapes)", "",
              "| line | images/s | ms/step | batch | TFLOP/s | share of 790 | note |", "|---|---|---|---|---|---|---|"]
     for r in data["throughput"]:
