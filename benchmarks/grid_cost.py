@@ -182,7 +182,7 @@ import resource, time
 t0 = time.perf_counter()
 import torch
 t1 = time.perf_counter()
-from clpipe.components.coteach import cli  # the rest of the stage: fsspec, the loop
+from clpipe.components.coteach import cli, loop  # the rest of the stage: fsspec, the loop
 t2 = time.perf_counter()
 import numpy as np
 from clpipe.components.common import datasets

@@ -44,7 +44,7 @@ def test_epochs_to_run_and_stop_after():
     assert list(loop.epochs_to_run(recipe, 1, 2)) == [1, 2]
     assert list(loop.epochs_to_run(recipe, 3, 2)) == []  # already stopped there
     for bad in (0, -1):
-        with pytest.raises(InputError, match="--stop-after: must be >= 1"):
+        with pytest.raises(InputError, match="stop_after: must be >= 1"):
             loop.check_stop_after(bad)
 
 
