@@ -58,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_coteach, when 
 import bench_coteach
 from clpipe.components.common import training
 from clpipe.components.common.methods import CL_METHODS
-from clpipe.components.coteach.model import CoTeachingCNN
+from clpipe.components.coteach.model import PAPER_WIDTH, CoTeachingCNN
 from clpipe.components.fold_train import loop as fold_loop
 from clpipe.components.fold_train.models import build_model
 from clpipe.components.fold_train.recipes import resolve_recipe as fold_recipe
@@ -90,6 +90,7 @@ class Session:
         self.data["calls"].append({"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "argv": sys.argv[1:]})
         self.data["machine"] = machine(device)
         self.data["smoke"] = smoke
+        self.data["torch_compile"] = "disabled (smoke on the CPU)" if torch._dynamo.config.disable else "enabled"
         self.data.setdefault("throughput", [])
         self.data.setdefault("condition", {})
 
@@ -145,9 +146,10 @@ def flops_per_image(model: torch.nn.Module, device: torch.device) -> float:
 
 
 def synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Random images and labels of CIFAR-10's shapes (the step's cost does not depend on the pixels)."""
+    """Random images of CIFAR-10's shape, labels cycling through the 10 classes (so every class can be
+    split into folds); the step's cost does not depend on the pixels."""
     rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n)
+    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), np.arange(n) % 10
 
 
 def fold_line(arch: str, precision: str, compiled: bool, n: int, device: torch.device) -> dict:
@@ -165,20 +167,21 @@ def fold_line(arch: str, precision: str, compiled: bool, n: int, device: torch.d
             "flops_per_image": flops_per_image(build_model(arch, 10), device)}
 
 
-def coteach_line(precision: str, compiled: bool, stacked: bool, n: int, batch: int, device: torch.device) -> dict:
-    """Co-Teaching epochs of both width-128 networks on ``n`` synthetic images (bench_coteach's timing)."""
+def coteach_line(precision: str, compiled: bool, stacked: bool, n: int, batch: int, width: int,
+                 device: torch.device) -> dict:
+    """Co-Teaching epochs of both networks on ``n`` synthetic images (bench_coteach's timing)."""
     train_x, train_y = synthetic(n)
-    test_x, test_y = synthetic(max(1024, n // 8), seed=1)
-    r = bench_coteach.bench(128, train_x, train_y, test_x, test_y, device, 1, batch, precision=precision,
+    test_x, test_y = synthetic(max(batch, n // 8), seed=1)
+    r = bench_coteach.bench(width, train_x, train_y, test_x, test_y, device, 1, batch, precision=precision,
                             compiled=compiled, stacked=stacked)
-    flops = 2 * flops_per_image(CoTeachingCNN(10, width=128), device)  # both networks
+    flops = 2 * flops_per_image(CoTeachingCNN(10, width=width), device)  # both networks
     return {"images_per_s": r["train_ips"], "ms_per_step": 1000 * batch / r["train_ips"], "batch": batch,
             "eval_images_per_s": r["eval_ips"], "flops_per_image": flops}
 
 
 def throughput_plan(smoke: bool) -> list[tuple[str, dict, Callable[[torch.device], dict]]]:
     """(name, settings, measuring function) in priority order: what matters most comes first."""
-    n_fold, n_co, co_batch = (64, 64, 32) if smoke else (20_000, 16_384, 256)
+    n_fold, n_co, co_batch, width = (160, 64, 32, 8) if smoke else (20_000, 16_384, 256, PAPER_WIDTH)
     airbench, resnet = ("airbench-tiny", "airbench-tiny") if smoke else ("airbench94", "resnet50")
     fold = {
         "fold airbench94": (airbench, "bf16", False, n_fold),
@@ -193,8 +196,9 @@ def throughput_plan(smoke: bool) -> list[tuple[str, dict, Callable[[torch.device
         "coteach fast compiled": ("bf16", True, False),
         "coteach fast stacked compiled": ("bf16", True, True),
     }
-    order = ["coteach fast", "fold airbench94", "coteach feb2020 fp32", "coteach fast stacked", "fold resnet50 fp32",
-             "coteach fast compiled", "fold airbench94 compiled", "coteach fast stacked compiled",
+    # First the two lines that decide how step (b) runs (eager or compiled), then fidelity and the candidates.
+    order = ["coteach fast", "coteach fast compiled", "fold airbench94", "fold airbench94 compiled",
+             "coteach feb2020 fp32", "coteach fast stacked", "fold resnet50 fp32", "coteach fast stacked compiled",
              "fold resnet50 bf16"]
     plan = []
     for name in order:
@@ -205,7 +209,7 @@ def throughput_plan(smoke: bool) -> list[tuple[str, dict, Callable[[torch.device
         else:
             precision, compiled, stacked = coteach[name]
             settings = {"precision": precision, "compiled": compiled, "stacked": stacked}
-            plan.append((name, settings, partial(coteach_line, **settings, n=n_co, batch=co_batch)))
+            plan.append((name, settings, partial(coteach_line, **settings, n=n_co, batch=co_batch, width=width)))
     return plan
 
 
@@ -237,8 +241,23 @@ def run_throughput(session: Session, device: torch.device, smoke: bool, deadline
 # --- (b) one whole condition through the stage commands --------------------------------------------
 
 
+#: How much faster the compiled step must be to pay for compiling in a short run (compiling a network takes
+#: tens of seconds per process; a fast-recipe run trains for about a minute).
+COMPILE_WORTH = 1.3
+
+
+def compile_worth_it(throughput: list[dict], eager: str, compiled: str) -> bool:
+    """Whether step (a) measured the compiled line at least :data:`COMPILE_WORTH` times the eager one."""
+    rates = {row["name"]: row.get("images_per_s") for row in throughput}
+    return bool(rates.get(eager) and rates.get(compiled) and rates[compiled] >= COMPILE_WORTH * rates[eager])
+
+
 def run_condition(session: Session, device: torch.device, data: Path, smoke: bool, deadline: float) -> None:
-    """noisy labels -> 4 folds (concurrent) -> combine -> masks -> 5 Co-Teaching runs (concurrent)."""
+    """noisy labels -> 4 folds (concurrent) -> combine -> masks -> 5 Co-Teaching runs (concurrent).
+
+    The trainers run compiled only where step (a) showed it pays (:func:`compile_worth_it`); a compiler
+    that failed in (a) is not tried again here.
+    """
     work = session.out.parent / f"{session.out.name}-work"
     record = session.data["condition"] = {"name": "n0.4-s0.2", "noise": 0.4, "sparsity": 0.2, "seed": 0,
                                           "recipe": "fast", "fold_arch": "airbench94", "stages": {}}
@@ -248,7 +267,7 @@ def run_condition(session: Session, device: torch.device, data: Path, smoke: boo
 
     def stage(name: str, commands: list[list[str]], budget_s: float | None = None) -> list[int]:
         started = time.perf_counter()
-        codes = run_all(commands, log_path, None if budget_s is None else max(budget_s, 1.0))
+        codes = run_all(commands, log_path, work, None if budget_s is None else max(budget_s, 1.0))
         record["stages"][name] = {"seconds": round(time.perf_counter() - started, 1), "exit_codes": codes}
         session.save()
         return codes
@@ -257,8 +276,12 @@ def run_condition(session: Session, device: torch.device, data: Path, smoke: boo
     if stage("noisy-labels", [["noisy-labels", "--dataset", str(data), "--name", record["name"], "--noise", "0.4",
                                "--sparsity", "0.2", "--seed", "0", "--out", str(labels)]]) != [0]:
         return
+    fold_compile = compile_worth_it(session.data["throughput"], "fold airbench94", "fold airbench94 compiled")
+    co_compile = compile_worth_it(session.data["throughput"], "coteach fast", "coteach fast compiled")
+    record.update(fold_compiled=fold_compile, coteach_compiled=co_compile)
     fold_extra = ["--epochs", "1", "--batch-size", "64", "--arch", "airbench-tiny"] if smoke else \
         ["--arch", "airbench94"]
+    fold_extra += ["--compile", "cuda" if fold_compile else "off"]
     folds = [work / f"fold{k}" for k in range(GRID_FOLDS)]
     codes = stage("fold-train x4", [["fold-train", "--dataset", str(data), "--labels", str(labels), "--fold", str(k),
                                      "--n-folds", str(GRID_FOLDS), *fold_extra, *subset, *device_flag,
@@ -273,8 +296,9 @@ def run_condition(session: Session, device: torch.device, data: Path, smoke: boo
     if stage("make-masks", [["make-masks", "--labels", str(cv / "labels.npy"), "--pred-probs", str(cv),
                              "--out", str(masks)]]) != [0]:
         return
-    co_extra = ["--epochs", "2", "--batch-size", "32", "--cnn-width", "8", "--test-subset-per-class", "10"] \
-        if smoke else []
+    co_extra = ["--epochs", "2", "--batch-size", "8", "--cnn-width", "8", "--class-weights", "none",
+                "--test-subset-per-class", "10"] if smoke else []
+    co_extra.append("--compile" if co_compile else "--no-compile")
     runs = {m: work / f"coteach-{m}" for m in CL_METHODS}
     stage("coteach x5", [["coteach", "--train-labels", str(labels), "--train-mask", str(masks), "--method", m,
                           "--recipe", "fast", *co_extra, *subset, *device_flag, "--no-progress",
@@ -284,15 +308,17 @@ def run_condition(session: Session, device: torch.device, data: Path, smoke: boo
     session.save()
 
 
-def run_all(commands: list[list[str]], log_path: Path, budget_s: float | None) -> list[int]:
-    """Runs ``clpipe`` commands concurrently; past ``budget_s`` the ones still running are stopped (code -9)."""
+def run_all(commands: list[list[str]], log_path: Path, cwd: Path, budget_s: float | None) -> list[int]:
+    """Runs ``clpipe`` commands concurrently in ``cwd`` (not a checkout, whose ``clpipe/`` folder would shadow
+    the installed package); past ``budget_s`` the ones still running are stopped (exit code -9)."""
+    cwd.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as logfile:
         procs = []
         for argv in commands:
             logfile.write(f"\n$ clpipe {' '.join(argv)}\n")
             logfile.flush()
             procs.append(subprocess.Popen([sys.executable, "-m", "clpipe", *argv], stdout=logfile,
-                                          stderr=subprocess.STDOUT))
+                                          stderr=subprocess.STDOUT, cwd=cwd))
         end = None if budget_s is None else time.perf_counter() + budget_s
         while any(p.poll() is None for p in procs):
             if end is not None and time.perf_counter() > end:
@@ -402,6 +428,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         handlers=[logging.StreamHandler(), logging.FileHandler(args.out / "session.log")])
     device = torch.device(args.device)
+    if args.smoke and device.type == "cpu":
+        # Compiling on the CPU takes minutes and measures nothing here: the compiled lines run their
+        # wiring with torch.compile switched off (TorchDynamo disabled), which the summary records.
+        torch._dynamo.config.disable = True
     session = Session(args.out, device, args.smoke)
     session.save()
     if "throughput" in args.steps:
@@ -410,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.data is None or not (args.data / "cifar10_train.npz").exists():
             log.info("condition: no CIFAR-10 arrays under --data; skipped")
         else:
-            run_condition(session, device, args.data, args.smoke, args.deadline_s)
+            run_condition(session, device, args.data.resolve(), args.smoke, args.deadline_s)
     session.save()
     print((args.out / "summary.md").read_text())
     return 0
