@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -82,8 +83,9 @@ FILES = ("summary.json", "summary.md", "throughput.csv", "cells.csv", "session.l
 class Session:
     """The summary being built, written to ``out`` after every step (a killed command keeps it)."""
 
-    def __init__(self, out: Path, device: torch.device, smoke: bool) -> None:
+    def __init__(self, out: Path, device: torch.device, smoke: bool, copy_to: Path | None = None) -> None:
         self.out = out
+        self.copy_to = copy_to
         self.started = time.perf_counter()
         path = out / "summary.json"
         self.data = json.loads(path.read_text()) if path.exists() else {"calls": []}
@@ -104,6 +106,9 @@ class Session:
         (self.out / "summary.md").write_text(summary_markdown(self.data))
         write_csv(self.out / "throughput.csv", self.data["throughput"])
         write_csv(self.out / "cells.csv", self.data["condition"].get("cells", []))
+        if self.copy_to is not None:  # e.g. the lease's $OUT: what a killed command returns
+            for path in self.out.iterdir():
+                shutil.copyfile(path, self.copy_to / path.name)
 
 
 def machine(device: torch.device) -> dict:
@@ -423,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deadline-s", type=float, default=540.0,
                    help="stop starting new work after this many seconds (and stop Co-Teaching runs then)")
     p.add_argument("--smoke", action="store_true", help="toy sizes: proves the script, measures nothing")
+    p.add_argument("--copy-to", type=Path, help="also copy the files here after every step (the lease's $OUT)")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
@@ -432,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         # Compiling on the CPU takes minutes and measures nothing here: the compiled lines run their
         # wiring with torch.compile switched off (TorchDynamo disabled), which the summary records.
         torch._dynamo.config.disable = True
-    session = Session(args.out, device, args.smoke)
+    session = Session(args.out, device, args.smoke, args.copy_to)
     session.save()
     if "throughput" in args.steps:
         run_throughput(session, device, args.smoke, args.deadline_s)
