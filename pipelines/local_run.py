@@ -200,7 +200,7 @@ def run_locally(
         task = build_pipeline(settings)(**params.arguments())
     wall_s = time.perf_counter() - started
     report = storage.join(output, "report")
-    storage.publish_dir(task.output.path, report)
+    storage.copy_output(task.output.path, report)
     markdown = storage.read_bytes(storage.join(report, "report.md")).decode()
     return LocalRun(report=report, pipeline_root=root, markdown=markdown, wall_s=wall_s)
 

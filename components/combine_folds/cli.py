@@ -29,36 +29,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+STAGE = "combine-folds"
+
+
 def read_fold(url: str) -> logic.FoldOutput:
-    """Reads one fold directory; a missing file is an error naming the fold and file."""
-    if not storage.exists(url):
-        raise InputError(url, "", "fold output not found")
-    metrics = storage.load_json(storage.join(url, "metrics.json"))
+    """Reads one fold directory through its manifest; a missing file is an error naming the fold and file."""
+    fold = storage.open_output(url, stage="fold-train")
+    metrics = fold.load_json("metrics.json")
     if not isinstance(metrics, dict):
         raise InputError(url, "metrics.json", "expected a JSON object")
     return logic.FoldOutput(
         source=url,
-        indices=storage.load_npy(storage.join(url, "indices.npy"), field="indices"),
-        pred_probs=storage.load_npy(storage.join(url, "pred_probs.npy"), field="pred_probs"),
-        labels=storage.load_npy(storage.join(url, LABELS_FILE), field="labels"),
+        indices=fold.load_npy("indices.npy", field="indices"),
+        pred_probs=fold.load_npy("pred_probs.npy", field="pred_probs"),
+        labels=fold.load_npy(LABELS_FILE, field="labels"),
         metrics=metrics,
     )
 
 
-def write_combined(out: str, combined: logic.Combined) -> None:
+def write_combined(out: str, combined: logic.Combined, *, stage: str, inputs: Sequence[str]) -> None:
     """Publishes pred_probs, given labels and summary (all files or none): what make-masks reads."""
-    with storage.staged_output(out) as tmp:
+    with storage.staged_output(out, stage=stage, inputs=inputs) as tmp:
         storage.save_npy(os.path.join(tmp, "pred_probs.npy"), combined.pred_probs)
         storage.save_npy(os.path.join(tmp, LABELS_FILE), combined.labels)
         storage.save_json(os.path.join(tmp, "summary.json"), combined.summary)
 
 
 def run(args: argparse.Namespace) -> None:
+    storage.check_output(args.out, stage=STAGE, inputs=args.folds)
     combined = logic.combine_folds([read_fold(u) for u in args.folds], sum_atol=args.sum_atol)
-    write_combined(args.out, combined)
+    write_combined(args.out, combined, stage=STAGE, inputs=args.folds)
     cli.log.info("combined %d folds: %d x %d pred_probs, accuracy vs given labels %.4f",
                  len(args.folds), *combined.pred_probs.shape, combined.summary["accuracy"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return cli.run_stage("combine-folds", build_parser(), argv, run)
+    return cli.run_stage(STAGE, build_parser(), argv, run)

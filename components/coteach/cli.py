@@ -25,6 +25,7 @@ from . import logic
 
 log = logging.getLogger("clpipe")
 
+STAGE = "coteach"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 
@@ -106,12 +107,13 @@ def resolve_mask(train_mask: str | None, method: str | None) -> tuple[str | None
                          f"--method, one of {logic.METHODS}")
     if method == "none":
         return None, "none"
-    url = storage.join(train_mask, f"train_pruned_{method}", "train_mask.npy")
-    if not storage.exists(url):
-        found = storage.listdir(train_mask) if storage.isdir(train_mask) else []
-        raise InputError(url, "", f"not found (make-masks writes DIR/train_pruned_<method>/train_mask.npy; "
-                         f"{train_mask} holds {found[:10]})")
-    return url, method
+    name = f"train_pruned_{method}/train_mask.npy"
+    masks = storage.open_output(train_mask, stage="make-masks")
+    if name not in masks.files:
+        found = sorted(masks.files)
+        raise InputError(masks.url_of(name), "", f"not found (make-masks writes DIR/train_pruned_<method>/"
+                         f"train_mask.npy; {train_mask} holds {found[:10]})")
+    return masks.url_of(name), method
 
 
 def open_test_view(url: str, per_class: int, seed: int) -> Split:
@@ -135,6 +137,8 @@ def run(args: argparse.Namespace) -> None:
         class_weights=None if args.class_weights == "paper" else args.class_weights,
     )
     mask_url, method = resolve_mask(args.train_mask, args.method)
+    inputs = [u for u in (args.dataset, args.test_dataset, args.train_labels, args.train_mask) if u]
+    storage.check_output(args.out, stage=STAGE, inputs=inputs)
     device = training.select_device(args.device)
     view, given = cli.open_train_view(args.dataset, args.train_labels, args.subset_per_class,
                                       args.subset_seed)
@@ -153,10 +157,15 @@ def run(args: argparse.Namespace) -> None:
     # Fails early (naming the mask) when a class-weight rule is undefined for this mask.
     logic.class_weights(recipe.class_weights, given, keep, num_classes=view.num_classes,
                         true_labels=view.labels, source=mask_url or args.train_labels)
+    out = storage.resumable_output(args.out, stage=STAGE, inputs=inputs)
     checkpoint_url = storage.join(args.out, CHECKPOINT)
-    resume = None
-    if storage.exists(checkpoint_url):
-        resume = logic.load_checkpoint(storage.read_bytes(checkpoint_url), checkpoint_url)
+    previous = out.previous(CHECKPOINT)
+    resume = None if previous is None else logic.load_checkpoint(previous, checkpoint_url)
+    pending: dict[str, bytes] = {}  # the checkpoint is published together with the metrics that follow it
+
+    def write_metrics(m: dict) -> None:
+        out.publish({**pending, METRICS: storage.json_bytes(m)})
+        pending.clear()
 
     train_images, test_images = view.images(), test.images()
     metadata = {
@@ -181,8 +190,8 @@ def run(args: argparse.Namespace) -> None:
         train_images, given, test_images, test.labels, keep=keep, true_labels=view.labels,
         test_exact=test.exact, recipe=recipe, seed=args.seed, num_classes=view.num_classes, device=device,
         resume=resume, resume_source=checkpoint_url,
-        write_checkpoint=lambda data: storage.write_bytes(checkpoint_url, data),
-        write_metrics=lambda m: storage.save_json(storage.join(args.out, METRICS), m),
+        write_checkpoint=lambda data: pending.update({CHECKPOINT: data}),
+        write_metrics=write_metrics,
         checkpoint_every=args.checkpoint_every, stop_after=args.stop_after, metadata=metadata,
         progress=not args.no_progress,
     )
@@ -201,7 +210,7 @@ def _fmt(value: float | None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return cli.run_stage("coteach", build_parser(), argv, run)
+    return cli.run_stage(STAGE, build_parser(), argv, run)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+STAGE = "fold-train"
+
+
 def run(args: argparse.Namespace) -> None:
+    inputs = [args.dataset, args.labels]
+    storage.check_output(args.out, stage=STAGE, inputs=inputs)
     device = training.select_device(args.device)
     recipe = logic.resolve_recipe(args.arch, args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     view, given = cli.open_train_view(args.dataset, args.labels, args.subset_per_class, args.subset_seed)
@@ -53,12 +58,12 @@ def run(args: argparse.Namespace) -> None:
         dataset_fingerprint=view.fingerprint(), stratify_by=args.stratify_by,
         subset_per_class=args.subset_per_class, subset_seed=args.subset_seed,
     )
-    write_fold(args.out, result)
+    write_fold(args.out, result, inputs)
 
 
-def write_fold(out: str, result: logic.FoldResult) -> None:
+def write_fold(out: str, result: logic.FoldResult, inputs: Sequence[str]) -> None:
     """Publishes one fold's output directory (all files or none)."""
-    with storage.staged_output(out) as tmp:
+    with storage.staged_output(out, stage=STAGE, inputs=inputs) as tmp:
         storage.save_npy(os.path.join(tmp, "indices.npy"), result.indices)
         storage.save_npy(os.path.join(tmp, "pred_probs.npy"), result.pred_probs.astype(np.float32))
         storage.save_npy(os.path.join(tmp, LABELS_FILE), result.labels)
@@ -66,4 +71,4 @@ def write_fold(out: str, result: logic.FoldResult) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return cli.run_stage("fold-train", build_parser(), argv, run)
+    return cli.run_stage(STAGE, build_parser(), argv, run)

@@ -61,13 +61,13 @@ def split_methods(values: Sequence[str]) -> list[str]:
 
 
 def pred_probs_url(url: str) -> str:
-    """The ``.npy`` to read: ``url`` itself, or ``url/pred_probs.npy`` for a directory."""
+    """The ``.npy`` to read: ``url`` itself, or ``url/pred_probs.npy`` for a directory (a stage
+    output, read through its manifest)."""
     if url.endswith(".npy"):
         return url
-    candidate = storage.join(url, PRED_PROBS_FILE)
-    if not storage.exists(candidate):
+    if PRED_PROBS_FILE not in storage.open_output(url).files:
         raise InputError(url, PRED_PROBS_FILE, "not found: expected a .npy file or a directory containing it")
-    return candidate
+    return storage.join(url, PRED_PROBS_FILE)
 
 
 def load_pred_probs(url: str) -> np.ndarray:
@@ -77,9 +77,9 @@ def load_pred_probs(url: str) -> np.ndarray:
     return pred_probs
 
 
-def write_outputs(out: str, keep_masks: dict[str, np.ndarray], summary: dict) -> None:
-    """Publishes the masks and ``summary.json`` together (summary last on object stores)."""
-    with storage.staged_output(out) as stage:
+def write_outputs(out: str, keep_masks: dict[str, np.ndarray], summary: dict, inputs: Sequence[str]) -> None:
+    """Publishes the masks and ``summary.json`` together (a manifest last)."""
+    with storage.staged_output(out, stage=STAGE, inputs=inputs) as stage:
         for method, keep in keep_masks.items():
             storage.save_npy(storage.join(stage, f"train_pruned_{method}", "train_mask.npy"), keep)
         storage.save_json(storage.join(stage, "summary.json"), summary)
@@ -88,6 +88,8 @@ def write_outputs(out: str, keep_masks: dict[str, np.ndarray], summary: dict) ->
 def run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     methods = check_methods(split_methods(args.methods))
+    inputs = [args.labels, args.pred_probs]
+    storage.check_output(args.out, stage=STAGE, inputs=inputs)
     probs_url = pred_probs_url(args.pred_probs)
     pred_probs = load_pred_probs(probs_url)
     labels = load_labels_in_file_order(args.labels, pred_probs.shape[1])
@@ -106,7 +108,7 @@ def run(args: argparse.Namespace) -> None:
         "pred_probs_dtype": str(pred_probs.dtype),
         "methods": summarize(keep_masks, labels, n_classes),
     }
-    write_outputs(args.out, keep_masks, summary)
+    write_outputs(args.out, keep_masks, summary, inputs)
     for method, counts in summary["methods"].items():
         log.info("%-16s kept %6d removed %6d", method, counts["kept"], counts["removed"])
     log.info("wrote %s (%s) in %.2f s", args.out, summary["semantics"], time.perf_counter() - started)

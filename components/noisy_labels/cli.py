@@ -97,15 +97,21 @@ def parse_condition(args: argparse.Namespace) -> logic.Condition:
     return logic.Condition.from_dict(data, source="--condition")
 
 
+MAKE_STAGE = "noisy-labels make"
+GIVEN_STAGE = "noisy-labels given-pred-probs"
+
+
 def _make(args: argparse.Namespace) -> None:
     condition = parse_condition(args)
+    inputs = [args.dataset, *([condition.labels] if condition.labels else [])]
+    storage.check_output(args.out, stage=MAKE_STAGE, inputs=inputs)
     split = open_split(args.dataset, "train")
     given = load_labels(condition.labels, split) if condition.labels else None
     result = logic.make_condition_labels(condition, split.labels, split.num_classes, given)
     result.summary.update(
         dataset=args.dataset, classes=list(split.classes), dataset_fingerprint=split.fingerprint()
     )
-    with storage.staged_output(args.out) as tmp:
+    with storage.staged_output(args.out, stage=MAKE_STAGE, inputs=inputs) as tmp:
         storage.save_npy(os.path.join(tmp, LABELS_FILE), result.labels)
         storage.save_npy(os.path.join(tmp, "noise_matrix.npy"), result.noise_matrix)
         storage.save_json(os.path.join(tmp, "summary.json"), result.summary)
@@ -119,6 +125,8 @@ def _make(args: argparse.Namespace) -> None:
 
 
 def _given_pred_probs(args: argparse.Namespace) -> None:
+    inputs = [args.dataset, args.labels, args.pred_probs]
+    storage.check_output(args.out, stage=GIVEN_STAGE, inputs=inputs)
     split = open_split(args.dataset, "train")
     labels = load_labels(labels_url(args.labels), split)
     rows = subset_rows(split.labels, args.subset_per_class, args.subset_seed)
@@ -132,7 +140,7 @@ def _given_pred_probs(args: argparse.Namespace) -> None:
         dataset_fingerprint=split.take(rows).fingerprint(),
     )
     combined.summary["classes"] = list(split.classes)
-    write_combined(args.out, combined)
+    write_combined(args.out, combined, stage=GIVEN_STAGE, inputs=inputs)
     cli.log.info(
         "given pred_probs %s: %d x %d %s, accuracy vs given labels %.4f",
         args.pred_probs,

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from clpipe import cli as clpipe_cli
+from clpipe.components.common import storage
 from clpipe.components.common.datasets import open_split
 from clpipe.components.common.labels import load_labels
 from clpipe.components.coteach import cli as coteach_cli
@@ -26,7 +27,7 @@ CONTRACT_CURVES = {"test_acc_1", "test_acc_2", "test_exact_acc_1", "test_exact_a
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    """Dataset dir, the published noisy labels (JSON and .npy) and a make-masks-like directory."""
+    """Dataset dir, the published noisy labels (JSON and .npy) and a make-masks output (with its manifest)."""
     if not (CIFAR10 / "cifar10_train.npz").exists() or not NOISY_LABELS.exists():
         pytest.skip(f"shared CIFAR-10 data not found under {DATA}")
     root = tmp_path_factory.mktemp("coteach_inputs")
@@ -34,9 +35,9 @@ def inputs(tmp_path_factory):
     np.save(labels_npy, load_labels(str(NOISY_LABELS), open_split(str(CIFAR10), "train")))
     masks = root / "masks"
     keep = np.random.default_rng(0).random(N_VIEW) >= 0.1
-    for method in ("cl_pbnr", "cl_both"):
-        (masks / f"train_pruned_{method}").mkdir(parents=True)
-        np.save(masks / f"train_pruned_{method}" / "train_mask.npy", keep)
+    with storage.staged_output(str(masks), stage="make-masks") as tmp:
+        for method in ("cl_pbnr", "cl_both"):
+            storage.save_npy(storage.join(tmp, f"train_pruned_{method}", "train_mask.npy"), keep)
     return {"dataset": str(CIFAR10), "labels_json": str(NOISY_LABELS), "labels_npy": str(labels_npy),
             "masks": str(masks), "root": root}
 
@@ -53,7 +54,7 @@ def finished_run(inputs, tmp_path_factory):
 
 @pytest.mark.slow
 def test_output_follows_the_contract(finished_run):
-    assert sorted(p.name for p in finished_run.iterdir()) == ["checkpoint.pt", "metrics.json"]
+    assert sorted(p.name for p in finished_run.iterdir()) == ["checkpoint.pt", "clpipe-manifest.json", "metrics.json"]
     m = json.loads((finished_run / "metrics.json").read_text())
     for key in ("stage", "method", "recipe", "seed", "epochs", "n_train", "n_test", "n_test_exact", "curves",
                 "final", "best", "time_s", "epoch_time_s", "device", "torch_version"):

@@ -76,6 +76,7 @@ def _task_dirs(root, condition_index, task):
 def test_report_and_table(local_run, capsys):
     report = local_run / "report"
     assert sorted(p.name for p in report.iterdir()) == [
+        "clpipe-manifest.json",
         "plots",
         "report.html",
         "report.md",

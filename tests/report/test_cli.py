@@ -2,24 +2,29 @@
 (Markdown, HTML, CSV, PNG figures), bad input -> exit 2 and nothing written."""
 
 import json
+import os
+
+from clpipe.components.common import storage
 
 from clpipe import cli as clpipe_cli
 
 from .conftest import labels_summary, masks_summary, probs_summary, run_metrics
 
 
-def _write(directory, name, data):
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / name).write_text(json.dumps(data))
+def _write(directory, name, data, stage):
+    """A stage output holding one JSON file, published with its manifest as ``stage`` would."""
+    with storage.staged_output(str(directory), stage=stage) as tmp:
+        storage.save_json(os.path.join(tmp, name), data)
     return str(directory)
 
 
 def _condition_dirs(root, name, noise, methods=("none", "argmax", "cl_pbnr")):
+    labels = labels_summary(name, noise, 0.0, noise)
     return {
-        "labels": _write(root / name / "labels", "summary.json", labels_summary(name, noise, 0.0, noise)),
-        "probs": _write(root / name / "probs", "summary.json", probs_summary()),
-        "masks": _write(root / name / "masks", "summary.json", masks_summary()),
-        "runs": [_write(root / name / f"run-{m}", "metrics.json", run_metrics(m)) for m in methods],
+        "labels": _write(root / name / "labels", "summary.json", labels, "noisy-labels make"),
+        "probs": _write(root / name / "probs", "summary.json", probs_summary(), "combine-folds"),
+        "masks": _write(root / name / "masks", "summary.json", masks_summary(), "make-masks"),
+        "runs": [_write(root / name / f"run-{m}", "metrics.json", run_metrics(m), "coteach") for m in methods],
     }
 
 
@@ -42,6 +47,7 @@ def test_condition_then_render(tmp_path, capsys):
     out = tmp_path / "report"
     assert clpipe_cli.main(["report", "render", "--print", "--out", str(out), *results]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
+        "clpipe-manifest.json",
         "plots",
         "report.html",
         "report.md",
@@ -69,5 +75,5 @@ def test_a_run_without_a_mask_exits_2_and_writes_nothing(tmp_path, capsys):
 def test_render_of_a_missing_condition_exits_2(tmp_path, capsys):
     out = tmp_path / "report"
     assert clpipe_cli.main(["report", "render", "--out", str(out), str(tmp_path / "nowhere")]) == 2
-    assert "condition.json: file not found" in capsys.readouterr().err
+    assert "nowhere: output not found" in capsys.readouterr().err
     assert not out.exists()
