@@ -42,6 +42,7 @@ import fcntl
 import hashlib
 import io
 import json
+import logging
 import os
 import posixpath
 import shutil
@@ -60,9 +61,11 @@ from .errors import InputError
 DEFAULT_MINIO_ENDPOINT = "http://seaweedfs.kubeflow:9000"
 #: Where big inputs read by URL (datasets) are cached on local disk.
 CACHE_DIR_ENV = "CLPIPE_CACHE_DIR"
-#: Attempts per S3 request (botocore's "standard" retry mode, the AWS SDKs' default): an
-#: unreachable endpoint fails in about 2 s instead of botocore's legacy 5 attempts (5-12 s).
-#: ``AWS_MAX_ATTEMPTS`` / ``AWS_RETRY_MODE`` in the environment take precedence.
+#: Attempts per S3 request: botocore's "standard" retry mode with its default of 3 (the AWS SDKs'
+#: default) instead of the legacy mode's 5, so an unreachable endpoint is reported after 1-3 s
+#: instead of 5-12 s, while a store's transient 500/503 still gets two retries. s3fs retries
+#: throttling and connections dropped mid-request on its own. ``AWS_MAX_ATTEMPTS`` /
+#: ``AWS_RETRY_MODE`` in the environment take precedence.
 S3_MAX_ATTEMPTS = 3
 #: Where the credentials of a refused request come from (never from arguments).
 CREDENTIALS_HINT = "check the credentials in the environment (AWS_*, GOOGLE_APPLICATION_CREDENTIALS)"
@@ -120,6 +123,8 @@ def url_to_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
         InputError: for a scheme fsspec does not know, naming the URL and the known schemes.
     """
     fs_url, options = _fs_url(url)
+    if "://" in fs_url and not fs_url.startswith(("file://", "memory://")):
+        _quiet_aiohttp_write_noise()
     try:
         return fsspec.core.url_to_fs(fs_url, **options)
     except ValueError as e:
@@ -133,6 +138,34 @@ def url_to_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
         ) from None
     except ImportError as e:  # a scheme fsspec knows whose package is not installed
         raise InputError(os.fspath(url), "", f"the {_scheme(url)}:// scheme needs a package: {e}") from None
+
+
+class _AiohttpWriteNoise(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" for aiohttp's request-writing task.
+
+    aiohttp 3.14 lets a connection reset during a request's ``Expect: 100-continue`` preamble (which
+    botocore sends for uploads) escape that task, so asyncio logs it with a traceback; the request
+    itself fails too, s3fs/botocore retry it, and what remains reaches the user as one
+    :class:`InputError` line (:func:`_access`). The duplicate traceback is dropped, nothing else.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        aiohttp = _optional_module("aiohttp")
+        noise = (
+            str(record.msg).startswith("Task exception was never retrieved")
+            and aiohttp is not None
+            and isinstance(exc, (aiohttp.ClientConnectionError, ConnectionResetError))
+            and "write_bytes" in str(record.msg)
+        )
+        return not noise
+
+
+def _quiet_aiohttp_write_noise() -> None:
+    """Installs :class:`_AiohttpWriteNoise` on the ``asyncio`` logger (once)."""
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _AiohttpWriteNoise) for f in asyncio_log.filters):
+        asyncio_log.addFilter(_AiohttpWriteNoise())
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
@@ -197,15 +230,17 @@ def _location_problem(e: Exception, url: str) -> str | None:
     if botocore is not None:
         if isinstance(e, (botocore.NoCredentialsError, botocore.PartialCredentialsError)):
             return f"no S3 credentials ({e}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-        if isinstance(e, (botocore.EndpointConnectionError, botocore.ConnectTimeoutError)):
-            endpoint = _s3_endpoint(url)
-            where = f"the S3 endpoint {endpoint}" if endpoint else "AWS S3"
-            hint = (
-                f"minio:// URLs go to AWS_ENDPOINT_URL (default {DEFAULT_MINIO_ENDPOINT}, inside a KFP cluster)"
-                if _scheme(url) == "minio"
-                else "for an S3-compatible store set AWS_ENDPOINT_URL"
-            )
-            return f"cannot reach {where} after {S3_MAX_ATTEMPTS} attempts; {hint}"
+        endpoint = _s3_endpoint(url)
+        where = f"the S3 endpoint {endpoint}" if endpoint else "AWS S3"
+        hint = (
+            f"minio:// URLs go to AWS_ENDPOINT_URL (default {DEFAULT_MINIO_ENDPOINT}, inside a KFP cluster)"
+            if _scheme(url) == "minio"
+            else "for an S3-compatible store set AWS_ENDPOINT_URL"
+        )
+        if isinstance(e, botocore.ConnectionError):  # refused, unknown host, connect time-out, TLS
+            return f"cannot reach {where} ({type(e).__name__}, also on retries); {hint}"
+        if isinstance(e, botocore.HTTPClientError):  # connection closed or timed out mid-request
+            return f"lost the connection to {where} ({type(e).__name__}, also on retries); {hint}"
     google_auth = _optional_module("google.auth.exceptions")
     if google_auth is not None and isinstance(e, google_auth.DefaultCredentialsError):
         return f"no Google Cloud credentials ({e}): set GOOGLE_APPLICATION_CREDENTIALS"
@@ -255,8 +290,8 @@ def read_bytes(url: str) -> bytes:
     """
     fs, path = url_to_fs(url)
     try:
-        with _access(url), fs.open(path, "rb") as f:
-            return f.read()
+        with _access(url):
+            return fs.cat_file(path)  # one GET: not pinned to an ETag seen earlier, unlike fs.open
     except FileNotFoundError:
         raise InputError(url, "", "file not found") from None
     except IsADirectoryError:
@@ -495,17 +530,20 @@ class Output:
     def url_of(self, name: str) -> str:
         return join(self.url, *name.split("/"))
 
-    def read_bytes(self, name: str) -> bytes:
-        """The verified content of file ``name`` (a relative path the manifest lists)."""
-        url = self.url_of(name)
-        entry = self.files.get(name)
-        if entry is None:
+    def entry(self, name: str) -> FileEntry:
+        """What the manifest lists for file ``name``; a file it does not list is an :class:`InputError`."""
+        if name not in self.files:
             raise InputError(
-                url,
+                self.url_of(name),
                 "",
                 f"not listed in the manifest of {self.url} ({self.stage} output); "
                 f"it lists {_listing(sorted(self.files))}",
             )
+        return self.files[name]
+
+    def read_bytes(self, name: str) -> bytes:
+        """The verified content of file ``name`` (a relative path the manifest lists)."""
+        url, entry = self.url_of(name), self.entry(name)
         data = _read_if_exists(url)
         if data is None:
             raise InputError(
@@ -577,10 +615,10 @@ def open_output(url: str, stage: str | Iterable[str] | None = None) -> Output:
 
 def _missing_manifest(loc: _Location) -> str:
     """Why there is no manifest at ``loc``: never written, interrupted, or no output at all."""
-    journal = loc.read(JOURNAL)
-    if journal is not None:
-        started = _parse_journal(journal, loc.url).get("started", "?")
-        who = _parse_journal(journal, loc.url).get("stage", "a stage")
+    data = loc.read(JOURNAL)
+    if data is not None:
+        journal = _parse_journal(data, join(loc.url, JOURNAL))
+        who, started = journal.get("stage", "a stage"), journal.get("started", "?")
         return (
             f"incomplete output: a publish by {who} started {started} was interrupted or is still "
             f"running; rerun {who} with this output location"
@@ -590,6 +628,8 @@ def _missing_manifest(loc: _Location) -> str:
         return "output not found"
     if kind == "file":
         return "is a file, expected a stage output folder"
+    if not loc.listing():
+        return "output not found (an empty folder: a run writing it may have been interrupted)"
     return (
         f"not a clpipe output: no {MANIFEST} (written by another tool, by a clpipe older than "
         "manifests, or an interrupted run); rerun the stage that writes it"
@@ -639,10 +679,7 @@ def input_fingerprint(url: str) -> dict[str, Any]:
     found = _enclosing_output(url)
     if found is not None:
         output, name = found
-        entry = output.files.get(name)
-        if entry is None:
-            output.read_bytes(name)  # raises: not listed
-        return {**output.fingerprint(), "url": url, "output": output.url, "sha256": entry.sha256}
+        return {**output.fingerprint(), "url": url, "output": output.url, "sha256": output.entry(name).sha256}
     info = loc.info()
     if info is None:
         raise InputError(url, "", "not found")

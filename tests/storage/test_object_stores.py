@@ -70,5 +70,7 @@ def test_credentials_come_from_the_environment(stores, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
     s3fs.S3FileSystem.clear_instance_cache()
     url = f"{stores['s3']}/denied.bin"
-    with pytest.raises(InputError, match=rf"{url}: permission denied \(.*signature.*\); check the credentials"):
+    with pytest.raises(
+        InputError, match=rf"{url}: permission denied \(.*signature.*\); check the credentials"
+    ):
         storage.write_bytes(url, b"x")

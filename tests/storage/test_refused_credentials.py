@@ -25,7 +25,14 @@ def test_wrong_secret_exits_2_without_output(stores, s3_server, monkeypatch, cap
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
     s3fs.S3FileSystem.clear_instance_cache()
     code = make_masks(
-        ["--labels", f"{base}/in/labels.npy", "--pred-probs", f"{base}/in/{pred_probs}", "--out", f"{base}/masks"]
+        [
+            "--labels",
+            f"{base}/in/labels.npy",
+            "--pred-probs",
+            f"{base}/in/{pred_probs}",
+            "--out",
+            f"{base}/masks",
+        ]
     )
     err = capsys.readouterr().err
     assert code == 2, err
