@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "combine-folds": ("clpipe.components.combine_folds.cli", "join K fold outputs into one N x K pred_probs matrix"),
     "make-masks": ("clpipe.components.make_masks.cli", "confident-learning keep-masks, one per method"),
     "coteach": ("clpipe.components.coteach.cli", "Co-Teaching on the kept examples, test accuracy per epoch"),
-    "data": ("clpipe.data", "dataset helpers (export-imagefolder, subset, info)"),
+    "data": ("clpipe.data", "data: fetch (CIFAR-10, published labels), export-imagefolder, subset, info"),
     "noisy-labels": ("clpipe.components.noisy_labels.cli", "one condition's noisy labels (generated or given), given pred_probs"),
     "report": ("clpipe.components.report.cli", "per-condition results and the Table-2 report (Markdown, HTML, CSV, plots)"),
     "compile": ("clpipe.pipelines.compile", "compile the pipeline to KFP v2 YAML"),

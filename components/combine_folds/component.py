@@ -1,4 +1,4 @@
-"""KFP component of the fold combiner (CPU image)."""
+"""KFP components of the fold combiner (CPU image): join the folds, or take given pred_probs."""
 
 from kfp.dsl import Dataset, Input, Output
 
@@ -11,8 +11,31 @@ def combine_folds(folds: Input[list[Dataset]], pred_probs: Output[Dataset]) -> s
 
     Returns the output's URI, the value the mask generator reads.
     """
-    from clpipe.components.common.kfp_component import run_cli
-    from clpipe.components.combine_folds import cli
+    from clpipe.components.combine_folds.stage import combine_folds
+    from clpipe.components.common.cli import call_stage
 
-    run_cli(cli.main, ["--out", pred_probs.path, *[fold.path for fold in folds]])
+    call_stage("combine-folds", combine_folds, folds=[fold.path for fold in folds], out=pred_probs.path)
+    return pred_probs.uri
+
+
+@stage_component("cpu")
+def given_pred_probs(
+    dataset: str,
+    pred_probs_url: str,
+    subset_per_class: int,
+    subset_seed: int,
+    labels: Input[Dataset],
+    pred_probs: Output[Dataset],
+) -> str:
+    """Pre-computed out-of-sample pred_probs in the fold combiner's output form.
+
+    Replaces cross-validation for a condition that names its pred_probs (clpipe combine-folds
+    --given-pred-probs). Returns the output's URI, the value the mask generator reads.
+    """
+    from clpipe.components.combine_folds.stage import combine_folds
+    from clpipe.components.common.cli import call_stage
+
+    call_stage("combine-folds", combine_folds, given_pred_probs=pred_probs_url, dataset=dataset,
+               labels=labels.path, subset_per_class=subset_per_class, subset_seed=subset_seed,
+               out=pred_probs.path)
     return pred_probs.uri

@@ -11,54 +11,24 @@ to 1.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from ..common.artifacts import FoldOutput, PredProbs
+from ..common.checks import fingerprint
 from ..common.errors import InputError
 
-#: Default tolerance of a row sum; float32 softmax is within 1e-6, float16 within 3e-3.
-DEFAULT_SUM_ATOL = 1e-3
-_AGREED_FIELDS = ("n_examples", "n_classes", "n_folds", "dataset_fingerprint", "labels_fingerprint")
+_AGREED_FIELDS = FoldOutput.AGREED
 #: Carried from the fold metrics into the summary, for the report's protocol and cost sections.
 _TIMING_FIELDS = ("train_time_s", "total_time_s", "device")
 _TRAINING_FIELDS = ("arch", "epochs", "batch_size", "seed", "stratify_by")
 
 
-@dataclass
-class FoldOutput:
-    """One fold task's output, as read from its directory.
-
-    Attributes:
-        source: Where it was read from (used in error messages).
-        indices: (n_k,) int rows of the view held out in this fold.
-        pred_probs: (n_k, K) float probabilities for those rows.
-        labels: (n_k,) int given labels of those rows.
-        metrics: The fold's ``metrics.json`` (fold, n_folds, n_examples, fingerprints...).
-    """
-
-    source: str
-    indices: np.ndarray
-    pred_probs: np.ndarray
-    labels: np.ndarray
-    metrics: dict
-
-
-@dataclass
-class Combined:
-    """pred_probs (N, K), given labels (N,) and a summary for the report."""
-
-    pred_probs: np.ndarray
-    labels: np.ndarray
-    summary: dict
-
-
-def combine_folds(folds: Sequence[FoldOutput], *, sum_atol: float = DEFAULT_SUM_ATOL) -> Combined:
+def combine_folds(folds: Sequence[FoldOutput]) -> PredProbs:
     """Joins fold outputs (any order) into row order, after checking they fit together.
 
     Args:
         folds: The K fold outputs of one cross-validation.
-        sum_atol: How far a row's probabilities may sum from 1.
 
     Raises:
         InputError: naming the fold source and field of the first problem found.
@@ -66,7 +36,7 @@ def combine_folds(folds: Sequence[FoldOutput], *, sum_atol: float = DEFAULT_SUM_
     if not folds:
         raise InputError("folds", "", "no fold outputs given")
     for fold in folds:
-        _check_fold(fold, sum_atol)
+        fold.validate()
     agreed = _check_agreement(folds)
     n, k = agreed["n_examples"], agreed["n_classes"]
     _check_coverage(folds, n)
@@ -76,39 +46,7 @@ def combine_folds(folds: Sequence[FoldOutput], *, sum_atol: float = DEFAULT_SUM_
     for fold in folds:
         pred_probs[fold.indices] = fold.pred_probs
         labels[fold.indices] = fold.labels
-    return Combined(pred_probs, labels, _summary(folds, pred_probs, labels, agreed))
-
-
-def _check_fold(fold: FoldOutput, sum_atol: float) -> None:
-    src = fold.source
-    if fold.pred_probs.ndim != 2:
-        raise InputError(src, "pred_probs.npy", f"expected a 2-D (rows, classes) array, got shape {fold.pred_probs.shape}")
-    if not np.issubdtype(fold.pred_probs.dtype, np.floating):
-        raise InputError(src, "pred_probs.npy", f"expected floating-point probabilities, got {fold.pred_probs.dtype}")
-    n_rows = len(fold.pred_probs)
-    for name, array in (("indices.npy", fold.indices), ("labels.npy", fold.labels)):
-        if array.ndim != 1 or len(array) != n_rows or not np.issubdtype(array.dtype, np.integer):
-            raise InputError(src, name, f"expected {n_rows} integers (one per pred_probs row), got {array.dtype} {array.shape}")
-    finite = np.isfinite(fold.pred_probs)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite.all(axis=1))[0])
-        raise InputError(src, "pred_probs.npy", f"contains NaN or inf, first in row {row} (dataset row {fold.indices[row]})")
-    if (fold.pred_probs < 0).any():
-        row = int(np.flatnonzero((fold.pred_probs < 0).any(axis=1))[0])
-        raise InputError(src, "pred_probs.npy", f"negative probability in row {row}")
-    sums = fold.pred_probs.sum(axis=1, dtype=np.float64)
-    off = np.flatnonzero(np.abs(sums - 1) > sum_atol)
-    if len(off):
-        raise InputError(src, "pred_probs.npy",
-                         f"{len(off)} rows do not sum to 1 within {sum_atol}, first row {off[0]} sums to {sums[off[0]]:.6f}")
-    for field in ("fold", *_AGREED_FIELDS):
-        if field not in fold.metrics:
-            raise InputError(src, f"metrics.json: {field}", "missing")
-    k = fold.metrics["n_classes"]
-    if fold.pred_probs.shape[1] != k:
-        raise InputError(src, "pred_probs.npy", f"has {fold.pred_probs.shape[1]} columns, metrics.json says {k} classes")
-    if n_rows and (fold.labels.min() < 0 or fold.labels.max() >= k):
-        raise InputError(src, "labels.npy", f"labels must lie in [0, {k})")
+    return PredProbs(pred_probs, labels, _summary(folds, pred_probs, labels, agreed))
 
 
 def _check_agreement(folds: Sequence[FoldOutput]) -> dict:
@@ -162,7 +100,7 @@ def _summary(folds: Sequence[FoldOutput], pred_probs: np.ndarray, labels: np.nda
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (labels, predicted), 1)
     per_fold = sorted(
-        ({"fold": f.metrics["fold"], "n_heldout": int(len(f.indices)), "source": f.source,
+        ({"fold": f.metrics["fold"], "n_heldout": len(f.indices), "source": f.source,
           "holdout_accuracy": float((f.pred_probs.argmax(1) == f.labels).mean()) if len(f.labels) else None,
           **{key: f.metrics.get(key) for key in _TIMING_FIELDS}}
          for f in folds),
@@ -178,3 +116,50 @@ def _summary(folds: Sequence[FoldOutput], pred_probs: np.ndarray, labels: np.nda
         "confusion_matrix": confusion.tolist(),
         "folds": per_fold,
     }
+
+
+def given_pred_probs(
+    pred_probs: np.ndarray,
+    labels: np.ndarray,
+    rows: np.ndarray,
+    *,
+    source: str,
+    num_classes: int,
+    dataset_fingerprint: str,
+) -> PredProbs:
+    """Pre-computed pred_probs of the whole split (e.g. the seed's published ``pyx``) for the view.
+
+    Replaces cross-validation for a condition that names its pred_probs. The view's rows are
+    taken out and joined as one "fold" holding every row, so they pass the same checks and
+    get the same summary (with the confusion matrix) as a combined cross-validation. The dtype
+    is kept: the masks depend on it (float16 ties).
+
+    Args:
+        pred_probs: (N_split, K) probabilities of the whole train split.
+        labels: (N_split,) the condition's given labels.
+        rows: Rows of the view (``datasets.subset_rows``).
+        source: URL of ``pred_probs`` (error messages, summary).
+        num_classes: K of the dataset.
+        dataset_fingerprint: Fingerprint of the view.
+    """
+    if pred_probs.ndim != 2 or pred_probs.shape != (len(labels), num_classes):
+        raise InputError(source, "pred_probs", f"expected shape {(len(labels), num_classes)} (the whole "
+                         f"train split x its classes), got {pred_probs.shape}")
+    view_labels = labels[rows]
+    block = FoldOutput(
+        source=source,
+        indices=np.arange(len(rows)),
+        pred_probs=pred_probs[rows],
+        labels=view_labels,
+        metrics={
+            "fold": 0,
+            "n_folds": 1,
+            "n_examples": len(rows),
+            "n_classes": num_classes,
+            "dataset_fingerprint": dataset_fingerprint,
+            "labels_fingerprint": fingerprint(view_labels),
+        },
+    )
+    combined = combine_folds([block])
+    combined.summary.update(stage="given-pred-probs", source="given", url=source, n_folds=0, folds=[])
+    return combined

@@ -11,22 +11,20 @@ out-of-range values, and duplicate keys after prefix removal.
 
 from __future__ import annotations
 
-import hashlib
+import logging
 
 import numpy as np
 
 from . import storage
-from .datasets import Split
+from .checks import check_labels
+from .datasets import Split, open_split, subset_rows
 from .errors import InputError
 
+log = logging.getLogger(__name__)
+
 _MAX_LISTED = 5
-#: File name of the given labels in a stage's output directory (noisy-labels, fold outputs).
-LABELS_FILE = "labels.npy"
-
-
-def labels_url(url: str) -> str:
-    """A label file as given, or ``DIR/labels.npy`` of a stage output directory."""
-    return url if url.endswith((".npy", ".json", ".json.gz")) else storage.join(url, LABELS_FILE)
+#: Endings of the label file formats read here.
+LABEL_FILE_ENDINGS = (".npy", ".json", ".json.gz")
 
 
 def _listing(items: list[str]) -> str:
@@ -39,20 +37,6 @@ def file_key(path: str) -> str:
     """``.../train/airplane/10008_airplane.png`` -> ``airplane/10008_airplane.png``."""
     parts = path.replace("\\", "/").rstrip("/").split("/")
     return "/".join(parts[-2:])
-
-
-def _check_values(values: np.ndarray, num_classes: int, url: str, field: str) -> np.ndarray:
-    if values.ndim != 1:
-        raise InputError(url, field, f"expected a 1-D array of labels, got shape {values.shape}")
-    if values.dtype == bool or not np.issubdtype(values.dtype, np.integer):
-        raise InputError(url, field, f"expected integer labels, got dtype {values.dtype}")
-    bad = np.flatnonzero((values < 0) | (values >= num_classes))
-    if len(bad):
-        raise InputError(
-            url, field,
-            f"{len(bad)} labels outside [0, {num_classes}), first at row {bad[0]}: {values[bad[0]]}",
-        )
-    return values.astype(np.int64)
 
 
 def _json_labels(url: str) -> dict[str, int]:
@@ -79,8 +63,8 @@ def load_labels(url: str, split: Split) -> np.ndarray:
         values = storage.load_npy(url, field="labels")
         if values.ndim == 1 and len(values) != len(split):
             raise InputError(url, "labels", f"has {len(values)} rows, the dataset {split.source} has {len(split)}")
-        return _check_values(values, split.num_classes, url, "labels")
-    if not url.endswith((".json", ".json.gz")):
+        return check_labels(values, split.num_classes, url, "labels")
+    if not url.endswith(LABEL_FILE_ENDINGS[1:]):
         raise InputError(url, "", "labels must be .json, .json.gz or .npy")
     data = _json_labels(url)
     by_key: dict[str, int] = {}
@@ -103,7 +87,7 @@ def load_labels(url: str, split: Split) -> np.ndarray:
             problems.append(f"{len(extra)} keys are not files of {split.source}: {_listing(extra)}")
         raise InputError(url, "keys", "; ".join(problems))
     values = np.array([by_key[n] for n in names], dtype=np.int64)
-    return _check_values(values, split.num_classes, url, "labels")
+    return check_labels(values, split.num_classes, url, "labels")
 
 
 def load_labels_in_file_order(url: str, num_classes: int | None = None) -> np.ndarray:
@@ -114,15 +98,24 @@ def load_labels_in_file_order(url: str, num_classes: int | None = None) -> np.nd
     """
     if url.endswith(".npy"):
         values = storage.load_npy(url, field="labels")
-    elif url.endswith((".json", ".json.gz")):
+    elif url.endswith(LABEL_FILE_ENDINGS[1:]):
         data = _json_labels(url)
         values = np.array([data[k] for k in sorted(data, key=file_key)], dtype=np.int64)
     else:
         raise InputError(url, "", "labels must be .json, .json.gz or .npy")
     k = num_classes if num_classes is not None else (int(values.max()) + 1 if values.size else 0)
-    return _check_values(values, k, url, "labels")
+    return check_labels(values, k, url, "labels")
 
 
-def labels_fingerprint(labels: np.ndarray) -> str:
-    """Short sha256 of labels as int64: tells outputs made from different label files apart."""
-    return hashlib.sha256(np.asarray(labels, dtype="<i8").tobytes()).hexdigest()[:16]
+def open_train_view(dataset: str, labels_url: str, per_class: int, seed: int) -> tuple[Split, np.ndarray]:
+    """The train split and its given labels, restricted to the class-stratified subset (if any).
+
+    Labels are checked against the *whole* split first, so a subset run uses the same
+    label files as a full run.
+    """
+    split = open_split(dataset, "train")
+    given = load_labels(labels_url, split)
+    rows = subset_rows(split.labels, per_class, seed)
+    if len(rows) < len(split):
+        log.info("subset: %d of %d train images (%d per class, seed %d)", len(rows), len(split), per_class, seed)
+    return split.take(rows), given[rows]

@@ -2,8 +2,10 @@
 
 The speed recipe follows airbench (KellerJordan/cifar10-airbench): the whole dataset
 lives on the device as one tensor, batches are index lookups, augmentation (random crop
-with zero padding, horizontal flip) runs batched on the device, and there are no loader
-workers. On CUDA: bf16 autocast and channels_last. On the CPU everything is float32 and,
+with padding, horizontal flip) runs batched on the device, and there are no loader
+workers. On CUDA: channels_last, and by default bf16 autocast with fp16 inputs and TF32
+(``precision="bf16"``); ``precision="fp32"`` keeps inputs and arithmetic in true fp32
+(TF32 off), as the 2019-2020 reference runs had it. On the CPU everything is float32 and,
 for a fixed seed, bit-for-bit repeatable (``torch.use_deterministic_algorithms``).
 
 Seeds are separated by purpose (model init, batch order, augmentation) so that, e.g.,
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypeVar
@@ -21,6 +24,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from . import storage
 from .errors import InputError
 
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
@@ -42,23 +46,50 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
-def seed_everything(seed: int, device: torch.device) -> None:
-    """Seeds torch and numpy; on the CPU also makes every kernel deterministic."""
+def seed_everything(seed: int, device: torch.device, precision: str = "bf16") -> None:
+    """Seeds torch and numpy; on the CPU also makes every kernel deterministic.
+
+    On CUDA it lets cuDNN pick the fastest kernels and allows TF32 unless ``precision`` is
+    ``fp32`` (process-wide switches: one precision per process).
+    """
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
     else:
+        tf32 = precision != "fp32"
         torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 mixed precision on CUDA (no loss scaling needed); a no-op on the CPU."""
-    if device.type == "cuda":
+def autocast(device: torch.device, precision: str = "bf16") -> contextlib.AbstractContextManager:
+    """bf16 mixed precision on CUDA (no loss scaling needed); a no-op on the CPU and for ``fp32``."""
+    if device.type == "cuda" and precision == "bf16":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def input_dtype(device: torch.device, precision: str = "bf16") -> torch.dtype:
+    """dtype of the images held on the device: fp16 on CUDA under bf16 autocast (half the memory
+    traffic; pixels/255 and their normalised values keep about 3 decimal digits), else fp32."""
+    return torch.float16 if device.type == "cuda" and precision == "bf16" else torch.float32
+
+
+def use_compile_cache(directory: str | None = None) -> str:
+    """Points ``torch.compile``'s on-disk caches at one directory shared by every task; returns it.
+
+    Inductor keeps compiled kernels (``TORCHINDUCTOR_CACHE_DIR``, Triton's cache under it), whole
+    compiled graphs (the FX graph cache) and compiled backward graphs (the AOTAutograd cache)
+    there, so the second and later processes that compile the same network with the same
+    shapes load the result instead of compiling again. Default: ``<clpipe cache>/torchinductor``
+    (``$CLPIPE_CACHE_DIR``); variables the user already set are left alone. Share it between
+    tasks by pointing ``CLPIPE_CACHE_DIR`` (or ``TORCHINDUCTOR_CACHE_DIR``) at a common volume.
+    """
+    default = directory or os.path.join(storage.cache_dir(), "torchinductor")
+    os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
+    os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
+    return os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", default)
 
 
 def to_device(model: ModuleT, device: torch.device) -> ModuleT:
@@ -93,8 +124,10 @@ def generator(seed: int, device: torch.device) -> torch.Generator:
 class Augment:
     """Train-time augmentation: RandomCrop(32, padding) + RandomHorizontalFlip.
 
-    The seed pads with zeros (``pad_mode="constant"``); airbench translates with
-    reflection padding (``"reflect"``).
+    ``pad_mode``: ``"black"`` pads with black pixels, i.e. before normalisation, as
+    torchvision's ``RandomCrop`` on the seed's PIL images did; ``"constant"`` pads the
+    (possibly normalised) tensor with zeros, which is the mean colour when the loader
+    normalises and black when it does not; ``"reflect"`` mirrors the border (airbench).
     """
 
     pad: int = 4
@@ -119,6 +152,8 @@ class DeviceLoader:
         order_seed, aug_seed: Seeds of the batch order and the augmentation.
         min_last_batch: A last batch smaller than this is skipped even when
             ``drop_last`` is False (the JAIR Co-Teaching code skips batches < 16).
+        dtype: dtype of the images on the device (default :func:`input_dtype`: fp16 on
+            CUDA, fp32 on the CPU).
 
     Each iteration yields ``(x, y, rows)``: x (B, 3, 32, 32) in the compute dtype
     (channels_last on CUDA), y (B,) int64 and the dataset rows of the batch.
@@ -139,6 +174,7 @@ class DeviceLoader:
         order_seed: int = 0,
         aug_seed: int = 1,
         min_last_batch: int = 1,
+        dtype: torch.dtype | None = None,
     ) -> None:
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
@@ -148,14 +184,17 @@ class DeviceLoader:
         self.drop_last = drop_last
         self.augment = augment
         self.min_last_batch = min_last_batch
-        self.dtype = torch.float16 if device.type == "cuda" else torch.float32
+        self.dtype = dtype or input_dtype(device)
         self.data_device = device if _fits_on(device, images.nbytes * 2) else torch.device("cpu")
         x = torch.from_numpy(np.ascontiguousarray(images)).to(self.data_device)
         x = x.permute(0, 3, 1, 2).to(self.dtype).div_(255)
+        #: A black pixel in the loader's value space (what ``pad_mode="black"`` pads with).
+        self.black = torch.zeros(1, x.shape[1], 1, 1, dtype=self.dtype, device=self.data_device)
         if mean is not None:
             m = torch.tensor(mean, dtype=self.dtype, device=self.data_device).view(1, 3, 1, 1)
             s = torch.tensor(std, dtype=self.dtype, device=self.data_device).view(1, 3, 1, 1)
             x = (x - m) / s
+            self.black = (self.black - m) / s
         if self.data_device.type == "cpu" and device.type == "cuda":
             x = x.pin_memory()
         self.x = x
@@ -184,18 +223,23 @@ class DeviceLoader:
             rows = order[b * self.batch_size : (b + 1) * self.batch_size]
             x = self.x[rows]
             if self.augment is not None:
-                x = augment_batch(x, self.augment, self.aug_gen)
+                x = augment_batch(x, self.augment, self.aug_gen, black=self.black)
             x = x.to(self.device, non_blocking=True)
             if self.device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.y[rows].to(self.device, non_blocking=True), rows
 
 
-def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.Tensor:
-    """Random crop with zero padding and random horizontal flip, for a whole batch at once."""
+def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator, *,
+                  black: torch.Tensor | None = None) -> torch.Tensor:
+    """Random crop of the padded batch and random horizontal flip, for a whole batch at once.
+
+    ``black`` (1, C, 1, 1) is a black pixel in ``x``'s value space (default 0), used by
+    ``pad_mode="black"``.
+    """
     b, c, h, w = x.shape
     if aug.pad:
-        padded = torch.nn.functional.pad(x, (aug.pad,) * 4, mode=aug.pad_mode)
+        padded = _pad(x, aug.pad, aug.pad_mode, black)
         dy = torch.randint(0, 2 * aug.pad + 1, (b,), generator=gen, device=x.device)
         dx = torch.randint(0, 2 * aug.pad + 1, (b,), generator=gen, device=x.device)
         rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
@@ -208,6 +252,17 @@ def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.
     return x
 
 
+def _pad(x: torch.Tensor, pad: int, mode: str, black: torch.Tensor | None) -> torch.Tensor:
+    """``x`` with ``pad`` pixels added on every side (see :class:`Augment` for ``mode``)."""
+    if mode != "black":
+        return torch.nn.functional.pad(x, (pad,) * 4, mode=mode)
+    b, c, h, w = x.shape
+    fill = torch.zeros(1, c, 1, 1, dtype=x.dtype, device=x.device) if black is None else black.to(x)
+    padded = fill.expand(b, c, h + 2 * pad, w + 2 * pad).clone()
+    padded[:, :, pad : pad + h, pad : pad + w] = x
+    return padded
+
+
 def _fits_on(device: torch.device, nbytes: int) -> bool:
     if device.type != "cuda":
         return True
@@ -217,13 +272,15 @@ def _fits_on(device: torch.device, nbytes: int) -> bool:
 
 @torch.no_grad()
 def predict_proba(
-    model: torch.nn.Module, loader: DeviceLoader, *, tta_flip: bool = False, temperature: float = 1.0
+    model: torch.nn.Module, loader: DeviceLoader, *, tta_flip: bool = False, temperature: float = 1.0,
+    precision: str = "bf16",
 ) -> np.ndarray:
-    """(N, K) float32 softmax probabilities in dataset row order (the loader must not shuffle)."""
+    """(N, K) float32 softmax probabilities in dataset row order (the loader must not shuffle);
+    ``precision`` as in :func:`autocast`."""
     model.eval()
     out = []
     for x, _, _ in loader:
-        with autocast(loader.device):
+        with autocast(loader.device, precision):
             logits = tta_logits(model, x, tta_flip)
         out.append(torch.softmax(logits / temperature, dim=1).cpu())
     return torch.cat(out).numpy().astype(np.float32)

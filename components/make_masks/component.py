@@ -12,21 +12,9 @@ def make_masks(pred_probs_uri: str, compat: str, masks: Output[Dataset]):
     Reads pred_probs.npy and labels.npy from pred_probs_uri (a fold combiner or given
     pred_probs output, by URL). compat: "" = cleanlab 2.9, "cleanlab-2021" = the seed's.
     """
-    from clpipe.components.common import storage
-    from clpipe.components.common.kfp_component import run_cli
-    from clpipe.components.common.labels import LABELS_FILE
-    from clpipe.components.make_masks import cli
+    from clpipe.components.common.artifacts import labels_url
+    from clpipe.components.common.cli import call_stage
+    from clpipe.components.make_masks.stage import make_masks
 
-    compat_flags = ["--compat", compat] if compat else []
-    run_cli(
-        cli.main,
-        [
-            "--labels",
-            storage.join(pred_probs_uri, LABELS_FILE),
-            "--pred-probs",
-            pred_probs_uri,
-            *compat_flags,
-            "--out",
-            masks.path,
-        ],
-    )
+    call_stage("make-masks", make_masks, labels=labels_url(pred_probs_uri), pred_probs=pred_probs_uri,
+               compat=compat or None, out=masks.path)

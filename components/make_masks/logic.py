@@ -44,9 +44,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ..common.checks import check_labels, check_pred_probs, check_same_rows
 from ..common.errors import InputError
 from ..common.methods import CL_METHODS, PAPER_NAMES
-
 from .compat2021 import label_issues_2021
 
 #: Method ids in the seed's order of the paper's table (names in ``common.methods``).
@@ -54,12 +54,6 @@ ALL_METHODS: tuple[str, ...] = CL_METHODS
 #: ``compat`` value of the seed's semantics; ``None`` means today's cleanlab 2.9.
 COMPAT_2021 = "cleanlab-2021"
 SEMANTICS_29 = "cleanlab-2.9"
-#: Accepted pred_probs dtypes (see the module docstring for what each mode does with them).
-PROB_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-#: Allowed |row sum - 1|. float16 rounding alone moves a 10-class row by ~5e-3, and the seed's
-#: rows were cut to 10 columns after saving (``script_fix_pyx_sizes.py``): they sum to 0.986-1.0004.
-ROW_SUM_ATOL = 0.02
-
 #: cleanlab 2.9 ``find_label_issues(filter_by=...)`` of each method that uses it.
 _FILTER_BY_29 = {
     "argmax": "predicted_neq_given",
@@ -98,63 +92,14 @@ def check_inputs(
 ) -> None:
     """Raises :class:`InputError` naming the file and array for anything CL cannot use.
 
-    Checked: shapes (1-D labels, 2-D pred_probs with K >= 2, same N >= 1), dtypes (integer
-    labels, float16/32/64 probabilities), finite non-negative probabilities whose rows sum
-    to 1 within :data:`ROW_SUM_ATOL`, labels in [0, K), and every class given at least once
-    (the per-class threshold is the mean self-confidence of that class, notes §2).
+    The shared checks of :mod:`~..common.checks` (pred_probs: shape, dtype, finite, non-negative,
+    rows summing to 1; labels: 1-D integers in [0, K) with K from pred_probs), plus what confident
+    learning needs on top: the same N rows, and every class given at least once (the per-class
+    threshold is the mean self-confidence of that class, notes §2).
     """
-    _check_pred_probs(pred_probs, pred_probs_source)
-    n, n_classes = pred_probs.shape
-    if labels.ndim != 1:
-        raise InputError(labels_source, "labels", f"expected a 1-D array, got shape {labels.shape}")
-    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
-        raise InputError(labels_source, "labels", f"expected integer labels, got dtype {labels.dtype}")
-    if len(labels) != n:
-        raise InputError(
-            labels_source, "labels",
-            f"has {len(labels)} rows but {pred_probs_source} has {n}: they must describe the same examples",
-        )
-    outside = np.flatnonzero((labels < 0) | (labels >= n_classes))
-    if len(outside):
-        raise InputError(
-            labels_source, "labels",
-            f"{len(outside)} labels outside [0, {n_classes}) (K from pred_probs), "
-            f"first at row {outside[0]}: {labels[outside[0]]}",
-        )
-    missing = np.flatnonzero(np.bincount(labels, minlength=n_classes) == 0)
-    if len(missing):
-        raise InputError(
-            labels_source, "labels",
-            f"classes {missing.tolist()} have no examples; every class needs at least one given label",
-        )
-
-
-def _check_pred_probs(pred_probs: np.ndarray, source: str) -> None:
-    if pred_probs.dtype not in PROB_DTYPES:
-        raise InputError(source, "pred_probs", f"expected float16/32/64, got dtype {pred_probs.dtype}")
-    if pred_probs.ndim != 2 or pred_probs.shape[0] < 1 or pred_probs.shape[1] < 2:
-        raise InputError(
-            source, "pred_probs", f"expected shape (N, K) with N >= 1, K >= 2, got {pred_probs.shape}"
-        )
-    bad_rows = np.flatnonzero(~np.isfinite(pred_probs).all(axis=1))
-    if len(bad_rows):
-        raise InputError(
-            source, "pred_probs", f"{len(bad_rows)} rows hold NaN or inf, first row {bad_rows[0]}"
-        )
-    negative = np.flatnonzero((pred_probs < 0).any(axis=1))
-    if len(negative):
-        raise InputError(
-            source, "pred_probs", f"{len(negative)} rows hold negative values, first row {negative[0]}"
-        )
-    sums = pred_probs.sum(axis=1, dtype=np.float64)
-    off = np.flatnonzero(np.abs(sums - 1.0) > ROW_SUM_ATOL)
-    if len(off):
-        raise InputError(
-            source, "pred_probs",
-            f"{len(off)} rows do not sum to 1 (+-{ROW_SUM_ATOL}); "
-            f"first row {off[0]} sums to {sums[off[0]]:.6g} "
-            "-- probabilities, not logits, are expected",
-        )
+    check_pred_probs(pred_probs, pred_probs_source)
+    check_labels(labels, pred_probs.shape[1], labels_source, every_class=True)
+    check_same_rows(len(labels), len(pred_probs), labels_source, pred_probs_source)
 
 
 def make_masks(

@@ -1,6 +1,9 @@
 """clpipe coteach through its CLI: the metrics contract, resume through an fsspec URL,
 bad input -> exit 2 with nothing written."""
 
+import functools
+import inspect
+import io
 import json
 import shutil
 
@@ -10,9 +13,12 @@ import pytest
 
 from clpipe import cli as clpipe_cli
 from clpipe.components.common import storage
-from clpipe.components.common.datasets import open_split
+from clpipe.components.common.cli import error_line
+from clpipe.components.common.datasets import open_split, subset_rows
+from clpipe.components.common.errors import InputError
 from clpipe.components.common.labels import load_labels
 from clpipe.components.coteach import cli as coteach_cli
+from clpipe.components.coteach import stage
 
 from tests.conftest import CIFAR10, SHARED as DATA
 
@@ -104,6 +110,34 @@ def test_resume_with_different_settings_is_refused_and_changes_nothing(finished_
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+class NotTensors:
+    """What weights_only loading refuses: unpickling it would call print()."""
+
+    def __reduce__(self):
+        return (print, ("this ran while loading",))
+
+
+def test_a_checkpoint_that_is_not_clpipes_is_refused_in_one_line(inputs, tmp_path, capfd):
+    import torch
+
+    out = tmp_path / "run"
+    malicious = io.BytesIO()
+    torch.save({"format": 2, "payload": NotTensors()}, malicious)
+    # published as a coteach output (with a manifest): a folder without one is refused before any file is read
+    storage.resumable_output(str(out), stage="coteach").publish({"checkpoint.pt": malicious.getvalue()})
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    argv = ["--seed", "3", "--epochs", "3", "--train-labels", inputs["labels_npy"], "--out", str(out), *FAST,
+            inputs["dataset"]]
+    assert coteach_cli.main(argv) == 2
+    captured = capfd.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("ERROR")]
+    expected = (f"ERROR coteach: {out / 'checkpoint.pt'}: not a clpipe checkpoint: it holds Python objects "
+                "other than tensors and plain values, so it was not loaded")
+    assert errors == [expected]
+    assert "weights_only" not in captured.err and "this ran while loading" not in captured.out
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def _write_mask(inputs, name, array):
     path = inputs["root"] / name
     np.save(path, array)
@@ -112,12 +146,16 @@ def _write_mask(inputs, name, array):
 
 @pytest.mark.parametrize("case, message", [
     ("short_mask", "train_mask: has shape (999,), the train view has 1000 rows"),
-    ("whole_split_mask", "it matches the whole split of 50000"),
+    ("other_subset_mask", ("train_mask: has shape (2000,), the train view has 1000 rows (a subset of the whole "
+                           "split's 50000 rows; a mask of either length is accepted: was it made with other "
+                           "--subset-per-class/--subset-seed?)")),
+    ("whole_split_mask_empty_in_view", "train_mask: keeps no example"),
     ("int_mask", "train_mask: expected dtype bool"),
     ("empty_mask", "train_mask: keeps no example"),
     ("tiny_mask", "fewer than one batch of 64"),
     ("unknown_method", "--method: unknown method 'pbnr'"),
     ("dir_without_method", "is a directory: pick a mask with --method"),
+    ("method_without_mask", "needs --train-mask"),
     ("missing_method_dir", "train_pruned_argmax/train_mask.npy: not found"),
     ("none_with_mask_file", "'none' trains on all examples"),
     ("unknown_recipe", "--recipe: unknown recipe 'feb2021'"),
@@ -126,6 +164,12 @@ def _write_mask(inputs, name, array):
     ("jair_without_forget_rate", "--forget-rate: recipe jair2021 has no default forget rate"),
     ("bad_labels", "has 12 rows, the dataset"),
     ("bad_class_weights_flag", "invalid choice"),
+    ("exponent_nan", "--exponent: must be a finite number > 0, got nan"),
+    ("exponent_negative", "--exponent: must be a finite number > 0, got -1.0"),
+    ("stop_after_negative", "--stop-after: must be >= 1 (epochs trained in total), got -1"),
+    ("stop_after_zero", "--stop-after: must be >= 1 (epochs trained in total), got 0"),
+    ("eval_every_zero", "--eval-every: must be >= 1, got 0"),
+    ("checkpoint_every_zero", "--checkpoint-every: must be >= 1, got 0"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(inputs, tmp_path, capsys, case, message):
     out = tmp_path / "out"
@@ -135,8 +179,13 @@ def test_bad_input_exits_2_and_writes_nothing(inputs, tmp_path, capsys, case, me
     if case == "short_mask":
         args["--train-mask"] = _write_mask(inputs, "short.npy", np.ones(999, bool))
         del args["--method"]
-    elif case == "whole_split_mask":
-        args["--train-mask"] = _write_mask(inputs, "whole.npy", np.ones(50000, bool))
+    elif case == "other_subset_mask":
+        args["--train-mask"] = _write_mask(inputs, "other_subset.npy", np.ones(2000, bool))
+        del args["--method"]
+    elif case == "whole_split_mask_empty_in_view":  # cut to the view's rows, it keeps none of them
+        whole = np.ones(50000, bool)
+        whole[subset_rows(open_split(inputs["dataset"], "train").labels, 100, 0)] = False  # FAST's subset
+        args["--train-mask"] = _write_mask(inputs, "whole_empty.npy", whole)
         del args["--method"]
     elif case == "int_mask":
         args["--train-mask"] = _write_mask(inputs, "int.npy", np.ones(N_VIEW, np.int64))
@@ -151,6 +200,8 @@ def test_bad_input_exits_2_and_writes_nothing(inputs, tmp_path, capsys, case, me
         args["--method"] = "pbnr"
     elif case == "dir_without_method":
         del args["--method"]
+    elif case == "method_without_mask":
+        del args["--train-mask"]
     elif case == "missing_method_dir":
         args["--method"] = "argmax"
     elif case == "none_with_mask_file":
@@ -168,6 +219,12 @@ def test_bad_input_exits_2_and_writes_nothing(inputs, tmp_path, capsys, case, me
         args["--train-labels"] = _write_mask(inputs, "labels12.npy", np.zeros(12, np.int64))
     elif case == "bad_class_weights_flag":
         extra = ["--class-weights", "oracle"]
+    elif case.startswith("exponent_"):
+        extra = ["--exponent", {"exponent_nan": "nan", "exponent_negative": "-1"}[case]]
+    elif case.startswith("stop_after_"):
+        extra = ["--stop-after", {"stop_after_negative": "-1", "stop_after_zero": "0"}[case]]
+    elif case.endswith("_every_zero"):
+        extra = ["--" + case.removesuffix("_zero").replace("_", "-"), "0"]
     argv = [a for kv in args.items() for a in kv] + extra + ["--epochs", "3", "--out", str(out), *FAST,
                                                               inputs["dataset"]]
     assert coteach_cli.main(argv) == 2
@@ -186,9 +243,54 @@ def test_bad_input_exits_2_and_writes_nothing(inputs, tmp_path, capsys, case, me
     ("elsewhere/keep.npy", "argmax", ("elsewhere/keep.npy", "argmax")),
 ])
 def test_resolve_mask(train_mask, method, expected):
-    assert coteach_cli.resolve_mask(train_mask, method) == expected
+    assert stage.resolve_mask(train_mask, method) == expected
 
 
-def test_method_without_mask_is_refused():
-    with pytest.raises(Exception, match="needs --train-mask"):
-        coteach_cli.resolve_mask(None, "cl_pbnr")
+def test_errors_name_parameters_and_the_command_line_names_flags():
+    """The entry point names parameters; a pipeline task shows them as they are, the CLI as flags."""
+    with pytest.raises(InputError) as e:
+        stage.resolve_mask("masks_dir", None)
+    assert (e.value.source, e.value.problem.split(":")[0]) == ("method", "`train_mask` masks_dir is a directory")
+    assert error_line("coteach", e.value).startswith(
+        "ERROR coteach: method: train_mask masks_dir is a directory: pick a mask with method, one of")
+    flags = {"method": "--method", "train_mask": "--train-mask"}
+    assert error_line("coteach", e.value, flags).startswith(
+        "ERROR coteach: --method: --train-mask masks_dir is a directory: pick a mask with --method, one of")
+
+
+@pytest.mark.slow
+def test_a_whole_split_mask_is_cut_to_the_subset_view(inputs, finished_run):
+    """Masks found at full scale serve a subset run: the view's rows of a whole-split mask give
+    the same training as the view's own mask (the first epoch of the finished run)."""
+    view_mask = np.load(inputs["masks"] + "/train_pruned_cl_pbnr/train_mask.npy")
+    whole = np.random.default_rng(1).random(50000) >= 0.5  # rows outside the view: anything
+    whole[subset_rows(open_split(inputs["dataset"], "train").labels, 100, 0)] = view_mask
+    url = "memory://coteach-cli-test/whole-split-mask"
+    argv = ["--seed", "3", "--epochs", "3", "--stop-after", "1", "--train-labels", inputs["labels_npy"],
+            "--train-mask", _write_mask(inputs, "whole_split.npy", whole), "--out", url, *FAST, inputs["dataset"]]
+    assert coteach_cli.main(argv) == 0
+    with fsspec.open(url + "/metrics.json") as f:
+        cut = json.load(f)
+    reference = json.loads((finished_run / "metrics.json").read_text())
+    assert (cut["method"], cut["n_view"], cut["n_train"]) == ("custom", N_VIEW, int(view_mask.sum()))
+    for key in CONTRACT_CURVES:
+        assert cut["curves"][key] == reference["curves"][key][:1], key
+
+
+def test_the_command_line_is_the_entry_point_signature(monkeypatch):
+    """Flags absent -> the entry point's own defaults; --compile/--no-compile/absent -> True/False/None
+    (None keeps the recipe's choice)."""
+    calls = []
+
+    @functools.wraps(stage.coteach)  # the same signature, annotations and docstring
+    def recording(**kwargs):
+        calls.append(kwargs)
+
+    monkeypatch.setattr(stage, "coteach", recording)
+    base = ["--train-labels", "L", "--out", "O", "D"]
+    for extra, compile_ in (([], None), (["--compile"], True), (["--no-compile"], False)):
+        assert coteach_cli.main([*base, *extra]) == 0
+        assert calls[-1]["compile"] is compile_
+    defaults = {name: p.default for name, p in inspect.signature(stage.coteach).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    assert calls[0] == {**defaults, "train_labels": "L", "out": "O", "dataset": "D"}

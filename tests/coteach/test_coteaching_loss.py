@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clpipe.components.coteach import logic
+from clpipe.components.coteach import method
 
 
 def official_loss_coteaching(y_1, y_2, t, forget_rate, class_weights=None):
@@ -32,22 +32,22 @@ def batch():
 
 
 def test_num_remember():
-    assert logic.num_remember(128, 0.2) == 102  # int(0.8 * 128) = int(102.4)
-    assert logic.num_remember(128, 0.0) == 128
-    assert logic.num_remember(128, 0.2 / 9) == 125
-    assert logic.num_remember(4, 0.9) == 1  # never an empty selection
+    assert method.num_remember(128, 0.2) == 102  # int(0.8 * 128) = int(102.4)
+    assert method.num_remember(128, 0.0) == 128
+    assert method.num_remember(128, 0.2 / 9) == 125
+    assert method.num_remember(4, 0.9) == 1  # never an empty selection
 
 
 def test_select_small_loss_picks_the_smallest():
     loss = torch.tensor([0.5, 0.1, 0.9, 0.3, 0.2])
-    assert logic.select_small_loss(loss, 3).tolist() == [1, 4, 3]
+    assert method.select_small_loss(loss, 3).tolist() == [1, 4, 3]
 
 
 def test_each_net_is_updated_on_the_peers_selection(batch):
     logits1, logits2, targets = (t.clone() for t in batch)
     logits1.requires_grad_(True)
     logits2.requires_grad_(True)
-    loss1, loss2, picked_by_1, picked_by_2 = logic.coteaching_loss(logits1, logits2, targets, 0.25)
+    loss1, loss2, picked_by_1, picked_by_2 = method.coteaching_loss(logits1, logits2, targets, 0.25)
     assert len(picked_by_1) == len(picked_by_2) == 24
     assert set(picked_by_1.tolist()) != set(picked_by_2.tolist())  # the exchange is visible
     # Each net picks its own smallest losses ...
@@ -70,7 +70,7 @@ def test_each_net_is_updated_on_the_peers_selection(batch):
 def test_matches_the_official_loss(batch, weighted, forget_rate):
     logits1, logits2, targets = batch
     w = torch.linspace(0.5, 2.0, 10) if weighted else None
-    ours = logic.coteaching_loss(logits1, logits2, targets, forget_rate, weights=w)
+    ours = method.coteaching_loss(logits1, logits2, targets, forget_rate, weights=w)
     theirs = official_loss_coteaching(logits1, logits2, targets, forget_rate, class_weights=w)
     torch.testing.assert_close(ours[0], theirs[0])
     torch.testing.assert_close(ours[1], theirs[1])
@@ -80,14 +80,14 @@ def test_weights_change_the_ranking(batch):
     logits1, logits2, targets = batch
     w = torch.ones(10)
     w[targets[0]] = 100.0  # the rows of this class rank last
-    _, _, picked, _ = logic.coteaching_loss(logits1, logits2, targets, 0.5, weights=w)
+    _, _, picked, _ = method.coteaching_loss(logits1, logits2, targets, 0.5, weights=w)
     assert not set(torch.nonzero(targets == targets[0]).flatten().tolist()) & set(picked.tolist())
 
 
 def test_without_double_normalisation_the_loss_is_the_weighted_mean(batch):
     logits1, logits2, targets = batch
     w = torch.linspace(0.5, 2.0, 10)
-    loss1, _, _, picked_by_2 = logic.coteaching_loss(logits1, logits2, targets, 0.2, weights=w,
+    loss1, _, _, picked_by_2 = method.coteaching_loss(logits1, logits2, targets, 0.2, weights=w,
                                                      double_normalise=False)
     expected = F.cross_entropy(logits1[picked_by_2], targets[picked_by_2], weight=w)
     torch.testing.assert_close(loss1, expected)

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from clpipe.components.common import training
-from clpipe.components.coteach import logic
+from clpipe.components.coteach import method, recipes
 
 
 def test_flip_tta_scores_the_mean_of_an_image_and_its_mirror():
@@ -17,13 +17,13 @@ def test_flip_tta_scores_the_mean_of_an_image_and_its_mirror():
     with torch.no_grad():
         expected_plain = net(x).argmax(1) == loader.y
         expected_tta = (net(x) + net(x.flip(3))).argmax(1) == loader.y
-    assert torch.equal(logic.evaluate(net, loader), expected_plain)
-    assert torch.equal(logic.evaluate(net, loader, tta_flip=True), expected_tta)
+    assert torch.equal(method.evaluate(net, loader), expected_plain)
+    assert torch.equal(method.evaluate(net, loader, tta_flip=True), expected_tta)
     assert not torch.equal(expected_plain, expected_tta)  # the mirror image matters for this net
 
 
 def test_fast_recipe_keeps_the_coteaching_mechanics():
-    paper, fast = logic.resolve_recipe("feb2020"), logic.resolve_recipe("fast")
+    paper, fast = recipes.resolve_recipe("feb2020"), recipes.resolve_recipe("fast")
     for field in ("forget_rate", "exponent", "mom1", "mom2", "cnn_width", "dropout", "class_weights",
                   "double_normalise"):
         assert getattr(fast, field) == getattr(paper, field), field

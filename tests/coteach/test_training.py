@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from clpipe.components.common.errors import InputError
-from clpipe.components.coteach import logic
+from clpipe.components.coteach import checkpoint, loop, recipes
 
 pytestmark = pytest.mark.slow
 
-RECIPE = logic.resolve_recipe("feb2020", epochs=3, cnn_width=8, batch_size=64)
+RECIPE = recipes.resolve_recipe("feb2020", epochs=3, cnn_width=8, batch_size=64)
 TIMING = ("epoch_time_s", "train_time_s")
 
 
@@ -36,7 +36,7 @@ def train(data, *, sink=None, **kwargs):
     args = {"keep": data.keep, "true_labels": data.true, "test_exact": data.test_exact, "recipe": RECIPE,
             "seed": 7, "num_classes": 10, "device": torch.device("cpu"), "progress": False}
     args.update(kwargs)
-    result = logic.train_coteaching(data.train_images, data.given, data.test_images, data.test_labels,
+    result = loop.train_coteaching(data.train_images, data.given, data.test_images, data.test_labels,
                                     **args, **sink.kwargs())
     return result, sink
 
@@ -90,7 +90,7 @@ def test_metrics_follow_the_contract(uninterrupted, small_cifar):
 
 def test_checkpoint_holds_both_nets_optimisers_curves_and_rng(uninterrupted):
     result, sink = uninterrupted
-    state = logic.load_checkpoint(sink.checkpoints[-1], "checkpoint.pt")
+    state = checkpoint.load_checkpoint(sink.checkpoints[-1], "checkpoint.pt")
     assert state["next_epoch"] == 3
     assert set(state) >= {"model1", "model2", "optimizer1", "optimizer2", "curves", "rng", "settings"}
     assert set(state["rng"]) >= {"torch", "order", "aug"}
@@ -108,7 +108,7 @@ def test_resume_gives_the_uninterrupted_result(uninterrupted, small_cifar):
     first, sink = train(small_cifar, stop_after=1)
     assert not first.metrics["complete"] and first.metrics["epochs_done"] == 1
     assert len(sink.checkpoints) == 1
-    state = logic.load_checkpoint(sink.checkpoints[-1], "checkpoint.pt")
+    state = checkpoint.load_checkpoint(sink.checkpoints[-1], "checkpoint.pt")
     resumed, sink2 = train(small_cifar, resume=state)
     assert resumed.metrics["complete"] and resumed.metrics["epochs_done"] == 2
     assert deterministic_curves(resumed.metrics) == deterministic_curves(uninterrupted[0].metrics)
@@ -118,19 +118,19 @@ def test_resume_gives_the_uninterrupted_result(uninterrupted, small_cifar):
 
 
 def test_rerun_of_a_finished_run_trains_nothing(uninterrupted, small_cifar):
-    state = logic.load_checkpoint(uninterrupted[1].checkpoints[-1], "checkpoint.pt")
+    state = checkpoint.load_checkpoint(uninterrupted[1].checkpoints[-1], "checkpoint.pt")
     again, sink = train(small_cifar, resume=state)
     assert deterministic_curves(again.metrics) == deterministic_curves(uninterrupted[0].metrics)
     assert len(sink.checkpoints) == 0 and len(sink.metrics) == 1
 
 
 @pytest.mark.parametrize("change, named", [
-    ({"recipe": logic.resolve_recipe("feb2020", epochs=3, cnn_width=8, batch_size=64, lr=2e-3)}, "recipe.lr"),
+    ({"recipe": recipes.resolve_recipe("feb2020", epochs=3, cnn_width=8, batch_size=64, lr=2e-3)}, "recipe.lr"),
     ({"seed": 8}, "seed"),
     ({"keep": None}, "keep_mask"),
 ])
 def test_resume_refuses_different_settings(uninterrupted, small_cifar, change, named):
-    state = logic.load_checkpoint(uninterrupted[1].checkpoints[0], "out/checkpoint.pt")
+    state = checkpoint.load_checkpoint(uninterrupted[1].checkpoints[0], "out/checkpoint.pt")
     with pytest.raises(InputError) as e:
         train(small_cifar, resume=state, resume_source="out/checkpoint.pt", **change)
     assert e.value.source == "out/checkpoint.pt" and named in e.value.problem
@@ -141,3 +141,46 @@ def test_a_mask_with_fewer_rows_than_a_batch_is_refused(small_cifar):
     keep[:10] = True
     with pytest.raises(InputError, match="fewer than one batch"):
         train(small_cifar, keep=keep)
+
+
+# --- cadence: score every 2nd epoch, save every 2nd, always the last ---------------------------------
+
+CADENCE = recipes.resolve_recipe("feb2020", epochs=4, cnn_width=8, batch_size=64, eval_every=2, checkpoint_every=2)
+
+
+def deterministic_logs(metrics: dict) -> tuple[dict, dict]:
+    epoch_log = {k: v for k, v in metrics["epoch_log"].items() if k not in TIMING}
+    return deterministic_curves(metrics), epoch_log
+
+
+@pytest.fixture(scope="module")
+def with_cadence(small_cifar):
+    return train(small_cifar, recipe=CADENCE)
+
+
+def test_the_test_set_is_scored_and_the_state_saved_as_the_recipe_says(with_cadence):
+    result, sink = with_cadence
+    m = result.metrics
+    assert m["complete"] and m["epochs_done"] == 3 and m["epoch_log"]["epoch"] == [1, 2, 3]
+    assert m["curves"]["epoch"] == [2, 3]  # the 2nd trained epoch, and the last
+    assert all(len(values) == 2 for values in m["curves"].values())
+    assert m["final"]["epoch"] == 3 and m["final"]["test_acc"] == max(m["curves"]["test_acc_1"][-1],
+                                                                     m["curves"]["test_acc_2"][-1])
+    for key in ("train_loss_1", "train_loss_2", "forget_rate", "lr", "beta1"):
+        assert m["curves"][key] == [m["epoch_log"][key][i] for i in (1, 2)], key
+    assert [s["epochs_done"] for s in sink.metrics] == [1, 2, 3]  # metrics after every epoch
+    saved = [checkpoint.load_checkpoint(data, "checkpoint.pt") for data in sink.checkpoints]
+    assert [s["next_epoch"] for s in saved] == [3, 4]
+    assert saved[-1]["curves"]["epoch"] == [2, 3] and saved[-1]["epoch_log"]["epoch"] == [1, 2, 3]
+
+
+def test_a_run_stopped_between_saves_resumes_to_the_same_result(with_cadence, small_cifar):
+    first, sink = train(small_cifar, recipe=CADENCE, stop_after=1)  # epoch 1: not scored, saved (the stop)
+    assert [checkpoint.load_checkpoint(d, "c")["next_epoch"] for d in sink.checkpoints] == [2]
+    assert first.metrics["curves"]["epoch"] == [] and first.metrics["final"]["test_acc"] is None
+    assert not first.metrics["complete"] and first.metrics["epochs_done"] == 1
+    state = checkpoint.load_checkpoint(sink.checkpoints[-1], "checkpoint.pt")
+    resumed, _ = train(small_cifar, recipe=CADENCE, resume=state)
+    assert deterministic_logs(resumed.metrics) == deterministic_logs(with_cadence[0].metrics)
+    assert resumed.metrics["final"] == with_cadence[0].metrics["final"]
+    assert_same_weights(resumed.nets, with_cadence[0].nets)

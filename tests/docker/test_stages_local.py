@@ -2,7 +2,7 @@
 
     docker run -v DATA:/data:ro -v WORK:/work IMAGE <stage> ...
 
-noisy-labels make (CPU image) -> fold-train (GPU image, here on CPU) x 2 folds ->
+noisy-labels (CPU image) -> fold-train (GPU image, here on CPU) x 2 folds ->
 combine-folds (CPU) -> make-masks (CPU) -> coteach (GPU) -> report condition + render (CPU),
 on a 20-per-class subset of the real CIFAR-10 with the S=0.2, N=0.4 condition, 1-2 epochs of
 the smallest networks. Outputs are checked against docs/architecture.md.
@@ -30,7 +30,6 @@ def labels(run, images, module_workdir):
         images.cpu,
         [
             "noisy-labels",
-            "make",
             "--dataset",
             DATASET_IN_CONTAINER,
             "--name",

@@ -50,10 +50,10 @@ def test_combined_pred_probs_cover_the_subset(chain):
 
 
 def test_given_labels_travel_with_the_predictions(chain, cifar10_dir):
-    from clpipe.components.common import cli
+    from clpipe.components.common.labels import open_train_view
 
     root, labels = chain
-    _, given = cli.open_train_view(cifar10_dir, labels, 30, 1)
+    _, given = open_train_view(cifar10_dir, labels, 30, 1)
     np.testing.assert_array_equal(np.load(root / "cv" / "labels.npy"), given)
 
 

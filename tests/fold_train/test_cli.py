@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-
 from clpipe.components.combine_folds import cli as combine_cli
 from clpipe.components.fold_train import cli as fold_cli
 
@@ -59,9 +58,9 @@ def test_combine_refuses_a_missing_fold_dir(fold_dirs, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--fold", "7"], "--fold: must lie in [0, 3)"),
+    (["--fold", "7"], "fold: must lie in [0, 3)"),
     (["--fold", "0", "--labels", "/nonexistent/labels.json"], "/nonexistent/labels.json: file not found"),
-    (["--fold", "0", "--epochs", "0"], "--epochs: must be > 0"),
+    (["--fold", "0", "--epochs", "0"], "epochs: must be > 0"),
 ])
 def test_fold_train_bad_input_exits_2_without_output(cifar10_dir, clean_labels, tmp_path, capsys, extra, message):
     out = tmp_path / "fold"

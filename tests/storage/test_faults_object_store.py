@@ -15,7 +15,7 @@ import pytest
 import s3fs
 from clpipe.components.common import storage
 from clpipe.components.common.errors import InputError
-from clpipe.components.coteach.cli import resolve_mask
+from clpipe.components.coteach.stage import resolve_mask
 
 from clpipe.cli import main as clpipe_main
 from tests.object_stores import restartable_seaweed

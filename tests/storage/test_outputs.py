@@ -50,7 +50,7 @@ def test_the_manifest_lists_every_file_stage_version_and_inputs(base, tmp_path):
     label_file = tmp_path / "given.json"
     label_file.write_text("{}")
     upstream = storage.join(base, "up")
-    publish(upstream, {"labels.npy": b"L"}, stage="noisy-labels make")
+    publish(upstream, {"labels.npy": b"L"}, stage="noisy-labels")
     out = storage.join(base, "out")
     inputs = [str(label_file), upstream, storage.join(upstream, "labels.npy")]
     publish(out, {"summary.json": b"{}", "train_pruned_argmax/train_mask.npy": b"MASK"}, "make-masks", inputs)
@@ -65,7 +65,7 @@ def test_the_manifest_lists_every_file_stage_version_and_inputs(base, tmp_path):
     plain, whole, inside = manifest["inputs"]
     assert plain == {"url": str(label_file), "type": "file", "size": 2, "version": plain["version"]}
     up = storage.open_output(upstream)
-    assert whole == {"url": upstream, "stage": "noisy-labels make", "manifest_sha256": up.digest}
+    assert whole == {"url": upstream, "stage": "noisy-labels", "manifest_sha256": up.digest}
     assert inside["output"] == upstream and inside["manifest_sha256"] == up.digest
     assert inside["sha256"] == up.files["labels.npy"].sha256
 

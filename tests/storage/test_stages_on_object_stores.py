@@ -8,7 +8,7 @@ import uuid
 import numpy as np
 import pytest
 from clpipe.components.common import storage
-from clpipe.components.noisy_labels.logic import Condition
+from clpipe.components.common.conditions import Condition
 from clpipe.pipelines.config import BenchmarkParams
 from clpipe.pipelines.local_run import run_locally
 
@@ -49,7 +49,6 @@ def test_one_condition_through_every_url_scheme(stores, dataset):
     s3, minio, gs = (f"{stores[k]}/{run}" for k in ("s3", "minio", "gs"))
     clpipe(
         "noisy-labels",
-        "make",
         "--dataset",
         dataset,
         "--name",
@@ -64,13 +63,12 @@ def test_one_condition_through_every_url_scheme(stores, dataset):
     pyx = np.random.default_rng(0).dirichlet(np.ones(10), size=100).astype(np.float32)
     storage.save_npy(f"{gs}/pyx.npy", pyx)
     clpipe(
-        "noisy-labels",
-        "given-pred-probs",
+        "combine-folds",
         "--dataset",
         dataset.replace("s3://", "minio://"),
         "--labels",
         f"{gs}/labels",
-        "--pred-probs",
+        "--given-pred-probs",
         f"{gs}/pyx.npy",
         "--out",
         f"{minio}/probs",
@@ -127,6 +125,7 @@ def test_one_condition_through_every_url_scheme(stores, dataset):
     assert record["pred_probs"]["source"] == "given" and record["pred_probs"]["n_examples"] == 100
     assert storage.listdir(f"{gs}/report") == [
         "clpipe-manifest.json",
+        "detection.csv",
         "plots",
         "report.html",
         "report.md",
