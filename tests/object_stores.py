@@ -200,7 +200,11 @@ class Seaweed:
         # With AWS_* in its environment, weed mini creates that identity and enforces it.
         env = {**os.environ, "AWS_ACCESS_KEY_ID": self.key, "AWS_SECRET_ACCESS_KEY": self.secret}
         self.proc = _start(cmd, self.server.endpoint + "/", self.root / "server.log", env)
-        _wait_for_bucket(self.server)
+        try:
+            _wait_for_bucket(self.server)
+        except BaseException:  # a server that never got ready must not outlive the test
+            self.kill()
+            raise
 
     def kill(self) -> None:
         """SIGKILL, as a crash: no shutdown of its own."""
