@@ -290,7 +290,7 @@ def run_locally(
                 bars.close()
     wall_s = time.perf_counter() - started
     report = storage.join(output, "report")
-    storage.publish_dir(task.output.path, report)
+    storage.copy_output(task.output.path, report)
     markdown = storage.read_bytes(storage.join(report, "report.md")).decode()
     results = storage.load_json(storage.join(report, "results.json"))
     return LocalRun(report=report, pipeline_root=root, log=log_path, markdown=markdown, results=results,

@@ -129,6 +129,8 @@ def coteach(
         class_weights=None if class_weights == "paper" else class_weights,
     )
     mask_url, method = resolve_mask(train_mask, method)
+    inputs = [u for u in (dataset, test_dataset, train_labels, train_mask) if u]
+    storage.check_output(out, stage=CoteachRun.STAGE, inputs=inputs)
     torch_device = training.select_device(device)
     view, given = open_train_view(dataset, labels_url(train_labels), subset_per_class, subset_seed)
     test_url = test_dataset or dataset
@@ -142,10 +144,15 @@ def coteach(
     # Fails early (naming the mask) when a class-weight rule is undefined for this mask.
     class_weight_vector(chosen.class_weights, given, keep, num_classes=view.num_classes, true_labels=view.labels,
                         source=mask_url or train_labels)
+    run = storage.resumable_output(out, stage=CoteachRun.STAGE, inputs=inputs)
     checkpoint_url = storage.join(out, CoteachRun.CHECKPOINT)
-    resume = None
-    if storage.exists(checkpoint_url):
-        resume = checkpoint.load_checkpoint(storage.read_bytes(checkpoint_url), checkpoint_url)
+    previous = run.previous(CoteachRun.CHECKPOINT)
+    resume = None if previous is None else checkpoint.load_checkpoint(previous, checkpoint_url)
+    pending: dict[str, bytes] = {}  # the checkpoint is published together with the metrics that follow it
+
+    def write_metrics(metrics: dict) -> None:
+        run.publish({**pending, CoteachRun.METRICS: storage.json_bytes(metrics)})
+        pending.clear()
 
     metadata = {
         "method": method,
@@ -169,8 +176,8 @@ def coteach(
         view.images(), given, test.images(), test.labels, recipe=chosen, seed=seed, device=torch_device,
         keep=keep, true_labels=view.labels, test_exact=test.exact, num_classes=view.num_classes,
         resume=resume, resume_source=checkpoint_url,
-        write_checkpoint=lambda data: storage.write_bytes(checkpoint_url, data),
-        write_metrics=lambda metrics: storage.save_json(storage.join(out, CoteachRun.METRICS), metrics),
+        write_checkpoint=lambda data: pending.update({CoteachRun.CHECKPOINT: data}),
+        write_metrics=write_metrics,
         stop_after=stop_after, metadata=metadata, progress=progress,
     )
     _log_result(result.metrics, chosen)

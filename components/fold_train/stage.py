@@ -7,7 +7,8 @@ While it trains, ``OUT/checkpoint.pt`` holds the state of the last checkpointed 
 ``checkpoint_every`` epochs, the recipe's cadence by default): the same command run again,
 e.g. after a ``kill -9``, resumes from it and ends bit-identical on the CPU; a rerun with a
 setting that changes the result is refused, naming it. The checkpoint is removed once the
-fold's output is published.
+fold's output is published (the publish replaces exactly what the output listed, the checkpoint
+included).
 """
 
 from __future__ import annotations
@@ -91,12 +92,16 @@ def fold_train(
         compile=compile,
         checkpoint_every=checkpoint_every,
     )
+    inputs = [dataset, labels]
+    storage.check_output(out, stage=FoldOutput.STAGE, inputs=inputs)
     torch_device = training.select_device(device)
     view, given = open_train_view(dataset, labels_url(labels), subset_per_class, subset_seed)
+    # While it trains, the output holds the checkpoint alone (with a manifest); the final publish
+    # replaces it with the fold's files, so the checkpoint goes with the publish that makes it useless.
+    work = storage.resumable_output(out, stage=FoldOutput.STAGE, inputs=inputs)
     checkpoint_url = storage.join(out, FoldOutput.CHECKPOINT)
-    resume = None
-    if storage.exists(checkpoint_url):
-        resume = load_checkpoint(storage.read_bytes(checkpoint_url), checkpoint_url)
+    previous = work.previous(FoldOutput.CHECKPOINT)
+    resume = None if previous is None else load_checkpoint(previous, checkpoint_url)
     result = train_fold(
         view.images(),
         given,
@@ -111,7 +116,7 @@ def fold_train(
         device=torch_device,
         resume=resume,
         resume_source=checkpoint_url,
-        write_checkpoint=lambda data: storage.write_bytes(checkpoint_url, data),
+        write_checkpoint=lambda data: work.publish({FoldOutput.CHECKPOINT: data}),
         progress=progress,
     )
     result.metrics.update(
@@ -124,14 +129,5 @@ def fold_train(
         subset_seed=subset_seed,
     )
     output = FoldOutput(out, result.indices, result.pred_probs, result.labels, result.metrics)
-    output.write(out)
-    _remove(checkpoint_url)
+    output.write(out, inputs)
     return output
-
-
-def _remove(url: str) -> None:
-    """Deletes the fold's own checkpoint once its output is published (a local publish already
-    replaced the directory that held it; an object store keeps it until deleted)."""
-    fs, path = storage.url_to_fs(url)
-    if fs.exists(path):
-        fs.rm(path)

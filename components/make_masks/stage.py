@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Literal
 
+from ..common import storage
 from ..common.artifacts import Masks, PredProbs
 from ..common.labels import load_labels_in_file_order
 from ..common.methods import CL_METHODS
@@ -43,6 +44,8 @@ def make_masks(
     started = time.perf_counter()
     chosen = logic.check_methods([m for value in methods for m in value.split(",") if m])
     logic.check_compat(compat)
+    inputs = [labels, pred_probs]
+    storage.check_output(out, stage=Masks.STAGE, inputs=inputs)
     probs_url = PredProbs.file_url(pred_probs)
     probs = PredProbs.read_array(probs_url)
     given = load_labels_in_file_order(labels, probs.shape[1])
@@ -58,7 +61,7 @@ def make_masks(
         "methods": logic.summarize(keep, given, n_classes),
     }
     result = Masks(keep, summary)
-    result.write(out)
+    result.write(out, inputs)
     for method, counts in summary["methods"].items():
         log.info("%-16s kept %6d removed %6d", method, counts["kept"], counts["removed"])
     log.info("wrote %s (%s) in %.2f s", out, summary["semantics"], time.perf_counter() - started)

@@ -63,8 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+CONDITION_STAGE = "report condition"
+RENDER_STAGE = "report render"
+
+
 def _summary(directory: str, name: str) -> dict:
-    data = storage.load_json(storage.join(directory, name))
+    data = storage.open_output(directory).load_json(name)
     if not isinstance(data, dict):
         raise InputError(storage.join(directory, name), "", "expected a JSON object")
     return data
@@ -95,6 +99,8 @@ def read_detection(dataset: str, labels_dir: str, masks_dir: str, masks: dict, p
 
 
 def _condition(args: argparse.Namespace) -> None:
+    inputs = [args.labels, args.pred_probs, args.masks, *args.runs]
+    storage.check_output(args.out, stage=CONDITION_STAGE, inputs=inputs)
     sources = {
         "labels": args.labels,
         "pred_probs": args.pred_probs,
@@ -114,7 +120,7 @@ def _condition(args: argparse.Namespace) -> None:
         sources=sources,
         detection=found,
     )
-    with storage.staged_output(args.out) as tmp:
+    with storage.staged_output(args.out, stage=CONDITION_STAGE, inputs=inputs) as tmp:
         storage.save_json(os.path.join(tmp, CONDITION_FILE), result)
     cli.log.info(
         "condition %s: %d runs (%s)",
@@ -124,7 +130,7 @@ def _condition(args: argparse.Namespace) -> None:
     )
 
 
-def write_report(results: Sequence[dict], out: str) -> str:
+def write_report(results: Sequence[dict], out: str, inputs: Sequence[str] = ()) -> str:
     """Writes the report directory; returns ``report.md``'s text."""
     from . import plots
 
@@ -136,7 +142,7 @@ def write_report(results: Sequence[dict], out: str) -> str:
         f"{PLOTS_DIR}/{name}": "data:image/png;base64," + base64.b64encode(png).decode()
         for name, png in figures.items()
     }
-    with storage.staged_output(out) as tmp:
+    with storage.staged_output(out, stage=RENDER_STAGE, inputs=inputs) as tmp:
         for name, png in figures.items():
             storage.write_bytes(os.path.join(tmp, PLOTS_DIR, name), png)
         storage.write_bytes(os.path.join(tmp, "report.md"), markdown.encode())
@@ -153,7 +159,8 @@ def write_report(results: Sequence[dict], out: str) -> str:
 
 
 def _render(args: argparse.Namespace) -> None:
-    markdown = write_report([read_condition(d) for d in args.conditions], args.out)
+    storage.check_output(args.out, stage=RENDER_STAGE, inputs=args.conditions)
+    markdown = write_report([read_condition(d) for d in args.conditions], args.out, args.conditions)
     cli.log.info("report of %d conditions: %s", len(args.conditions), storage.join(args.out, "report.html"))
     if args.print:
         print(markdown, file=sys.stdout)

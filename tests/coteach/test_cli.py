@@ -3,6 +3,7 @@ bad input -> exit 2 with nothing written."""
 
 import functools
 import inspect
+import io
 import json
 import shutil
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from clpipe import cli as clpipe_cli
+from clpipe.components.common import storage
 from clpipe.components.common.cli import error_line
 from clpipe.components.common.datasets import open_split, subset_rows
 from clpipe.components.common.errors import InputError
@@ -31,7 +33,7 @@ CONTRACT_CURVES = {"test_acc_1", "test_acc_2", "test_exact_acc_1", "test_exact_a
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    """Dataset dir, the published noisy labels (JSON and .npy) and a make-masks-like directory."""
+    """Dataset dir, the published noisy labels (JSON and .npy) and a make-masks output (with its manifest)."""
     if not (CIFAR10 / "cifar10_train.npz").exists() or not NOISY_LABELS.exists():
         pytest.skip(f"shared CIFAR-10 data not found under {DATA}")
     root = tmp_path_factory.mktemp("coteach_inputs")
@@ -39,9 +41,9 @@ def inputs(tmp_path_factory):
     np.save(labels_npy, load_labels(str(NOISY_LABELS), open_split(str(CIFAR10), "train")))
     masks = root / "masks"
     keep = np.random.default_rng(0).random(N_VIEW) >= 0.1
-    for method in ("cl_pbnr", "cl_both"):
-        (masks / f"train_pruned_{method}").mkdir(parents=True)
-        np.save(masks / f"train_pruned_{method}" / "train_mask.npy", keep)
+    with storage.staged_output(str(masks), stage="make-masks") as tmp:
+        for method in ("cl_pbnr", "cl_both"):
+            storage.save_npy(storage.join(tmp, f"train_pruned_{method}", "train_mask.npy"), keep)
     return {"dataset": str(CIFAR10), "labels_json": str(NOISY_LABELS), "labels_npy": str(labels_npy),
             "masks": str(masks), "root": root}
 
@@ -58,7 +60,7 @@ def finished_run(inputs, tmp_path_factory):
 
 @pytest.mark.slow
 def test_output_follows_the_contract(finished_run):
-    assert sorted(p.name for p in finished_run.iterdir()) == ["checkpoint.pt", "metrics.json"]
+    assert sorted(p.name for p in finished_run.iterdir()) == ["checkpoint.pt", "clpipe-manifest.json", "metrics.json"]
     m = json.loads((finished_run / "metrics.json").read_text())
     for key in ("stage", "method", "recipe", "seed", "epochs", "n_train", "n_test", "n_test_exact", "curves",
                 "final", "best", "time_s", "epoch_time_s", "device", "torch_version"):
@@ -119,9 +121,11 @@ def test_a_checkpoint_that_is_not_clpipes_is_refused_in_one_line(inputs, tmp_pat
     import torch
 
     out = tmp_path / "run"
-    out.mkdir()
-    torch.save({"format": 2, "payload": NotTensors()}, out / "checkpoint.pt")
-    before = (out / "checkpoint.pt").read_bytes()
+    malicious = io.BytesIO()
+    torch.save({"format": 2, "payload": NotTensors()}, malicious)
+    # published as a coteach output (with a manifest): a folder without one is refused before any file is read
+    storage.resumable_output(str(out), stage="coteach").publish({"checkpoint.pt": malicious.getvalue()})
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     argv = ["--seed", "3", "--epochs", "3", "--train-labels", inputs["labels_npy"], "--out", str(out), *FAST,
             inputs["dataset"]]
     assert coteach_cli.main(argv) == 2
@@ -131,8 +135,7 @@ def test_a_checkpoint_that_is_not_clpipes_is_refused_in_one_line(inputs, tmp_pat
                 "other than tensors and plain values, so it was not loaded")
     assert errors == [expected]
     assert "weights_only" not in captured.err and "this ran while loading" not in captured.out
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt"]
-    assert (out / "checkpoint.pt").read_bytes() == before
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def _write_mask(inputs, name, array):

@@ -77,6 +77,7 @@ def _task_dirs(root, condition, task):
 def test_report_and_table(local_run, capsys):
     report = local_run / "report"
     assert sorted(p.name for p in report.iterdir()) == [
+        "clpipe-manifest.json",
         "detection.csv",
         "plots",
         "report.html",

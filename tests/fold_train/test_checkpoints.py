@@ -205,6 +205,7 @@ def test_kill_9_then_the_same_command_ends_bit_identical(cifar10_dir, clean_labe
     assert f"resuming from {checkpoint} at epoch {stopped_at}" in resumed.stderr
     assert reference.wait() == 0, reference.stderr.read()[-2000:]
     assert sorted(p.name for p in killed.iterdir()) == [
+        "clpipe-manifest.json",
         "indices.npy",
         "labels.npy",
         "metrics.json",
@@ -225,19 +226,20 @@ def test_on_an_object_store_the_checkpoint_resumes_and_goes_once_published(
         return fold_train_command(cifar10_dir, clean_labels, out, "--epochs", "2")[4:]
 
     written: list[bytes] = []
-    write_bytes = storage.write_bytes
+    publish = storage.ResumableOutput.publish
 
-    def keep_checkpoints(url: str, data: bytes) -> None:
-        if url.endswith("checkpoint.pt"):
-            written.append(data)
-        write_bytes(url, data)
+    def keep_checkpoints(self, files) -> None:
+        written.extend(data for name, data in files.items() if name == "checkpoint.pt")
+        publish(self, files)
 
-    monkeypatch.setattr(storage, "write_bytes", keep_checkpoints)
+    monkeypatch.setattr(storage.ResumableOutput, "publish", keep_checkpoints)
     assert fold_cli.main(args(tmp_path / "local")) == 0  # writes a checkpoint after epoch 1
     assert len(written) == 1
-    write_bytes(f"{remote}/checkpoint.pt", written[0])
+    storage.resumable_output(remote, stage="fold-train").publish({"checkpoint.pt": written[0]})  # as if killed
     assert fold_cli.main(args(remote)) == 0
-    assert storage.listdir(remote) == ["indices.npy", "labels.npy", "metrics.json", "pred_probs.npy"]
+    assert storage.listdir(remote) == [
+        "clpipe-manifest.json", "indices.npy", "labels.npy", "metrics.json", "pred_probs.npy"
+    ]
     assert json.loads(storage.read_bytes(f"{remote}/metrics.json"))["resumed_at_epoch"] == 1
     np.testing.assert_array_equal(
         storage.load_npy(f"{remote}/pred_probs.npy"), np.load(tmp_path / "local" / "pred_probs.npy")

@@ -2,8 +2,10 @@
 (Markdown, HTML, CSV, PNG figures), bad input -> exit 2 and nothing written."""
 
 import json
+import os
 
 import numpy as np
+from clpipe.components.common import storage
 from clpipe.components.common.datasets import open_split, subset_rows
 
 from clpipe import cli as clpipe_cli
@@ -11,18 +13,20 @@ from clpipe import cli as clpipe_cli
 from .conftest import K, labels_summary, masks_summary, probs_summary, run_metrics
 
 
-def _write(directory, name, data):
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / name).write_text(json.dumps(data))
+def _write(directory, name, data, stage):
+    """A stage output holding one JSON file, published with its manifest as ``stage`` would."""
+    with storage.staged_output(str(directory), stage=stage) as tmp:
+        storage.save_json(os.path.join(tmp, name), data)
     return str(directory)
 
 
 def _condition_dirs(root, name, noise, methods=("none", "argmax", "cl_pbnr")):
+    labels = labels_summary(name, noise, 0.0, noise)
     return {
-        "labels": _write(root / name / "labels", "summary.json", labels_summary(name, noise, 0.0, noise)),
-        "probs": _write(root / name / "probs", "summary.json", probs_summary()),
-        "masks": _write(root / name / "masks", "summary.json", masks_summary()),
-        "runs": [_write(root / name / f"run-{m}", "metrics.json", run_metrics(m)) for m in methods],
+        "labels": _write(root / name / "labels", "summary.json", labels, "noisy-labels"),
+        "probs": _write(root / name / "probs", "summary.json", probs_summary(), "combine-folds"),
+        "masks": _write(root / name / "masks", "summary.json", masks_summary(), "make-masks"),
+        "runs": [_write(root / name / f"run-{m}", "metrics.json", run_metrics(m), "coteach") for m in methods],
     }
 
 
@@ -45,6 +49,7 @@ def test_condition_then_render(tmp_path, capsys):
     out = tmp_path / "report"
     assert clpipe_cli.main(["report", "render", "--print", "--out", str(out), *results]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
+        "clpipe-manifest.json",
         "detection.csv",
         "plots",
         "report.html",
@@ -73,7 +78,7 @@ def test_a_run_without_a_mask_exits_2_and_writes_nothing(tmp_path, capsys):
 def test_render_of_a_missing_condition_exits_2(tmp_path, capsys):
     out = tmp_path / "report"
     assert clpipe_cli.main(["report", "render", "--out", str(out), str(tmp_path / "nowhere")]) == 2
-    assert "condition.json: file not found" in capsys.readouterr().err
+    assert "nowhere: output not found" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -86,20 +91,17 @@ def _tiny_dataset(root, n_per_class=10):
 
 
 def _mask_dirs(root, split, given, keep_masks):
-    np.save(_dir(root / "labels") / "labels.npy", given)
-    (root / "labels" / "summary.json").write_text(json.dumps(labels_summary("t", 0.4, 0.0, 0.4)))
+    """A noisy-labels and a make-masks output (with their manifests) around ``keep_masks``."""
+    with storage.staged_output(str(root / "labels"), stage="noisy-labels") as tmp:
+        storage.save_npy(os.path.join(tmp, "labels.npy"), given)
+        storage.save_json(os.path.join(tmp, "summary.json"), labels_summary("t", 0.4, 0.0, 0.4))
     n = len(next(iter(keep_masks.values())))
-    masks = masks_summary(n, methods=tuple(keep_masks))
-    for method, keep in keep_masks.items():
-        np.save(_dir(root / "masks" / f"train_pruned_{method}") / "train_mask.npy", keep)
-    (root / "masks" / "summary.json").write_text(json.dumps(masks))
-    return {"labels": str(root / "labels"), "probs": _write(root / "probs", "summary.json", probs_summary(n)),
-            "masks": str(root / "masks"), "runs": []}
-
-
-def _dir(path):
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    with storage.staged_output(str(root / "masks"), stage="make-masks") as tmp:
+        for method, keep in keep_masks.items():
+            storage.save_npy(storage.join(tmp, f"train_pruned_{method}", "train_mask.npy"), keep)
+        storage.save_json(os.path.join(tmp, "summary.json"), masks_summary(n, methods=tuple(keep_masks)))
+    probs = _write(root / "probs", "summary.json", probs_summary(n), "combine-folds")
+    return {"labels": str(root / "labels"), "probs": probs, "masks": str(root / "masks"), "runs": []}
 
 
 def test_condition_with_the_dataset_scores_the_masks_against_the_real_errors(tmp_path):

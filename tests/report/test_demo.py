@@ -92,6 +92,7 @@ def test_the_report_says_what_was_found_before_the_tables(demo):
     out, printed, _ = demo
     report = out / "report"
     assert sorted(p.name for p in report.iterdir()) == [
+        "clpipe-manifest.json",
         "detection.csv",
         "plots",
         "report.html",
