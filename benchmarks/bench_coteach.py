@@ -28,7 +28,6 @@ import time
 
 import numpy as np
 import torch
-
 from clpipe.components.common import datasets, training
 from clpipe.components.coteach import method, pair, recipes
 from clpipe.components.coteach.model import build_pair

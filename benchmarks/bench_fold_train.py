@@ -16,9 +16,9 @@ import platform
 import time
 
 import torch
-
 from clpipe.components.common import datasets, training
-from clpipe.components.fold_train import logic
+from clpipe.components.fold_train.loop import train_fold
+from clpipe.components.fold_train.recipes import resolve_recipe
 from timing import DATA
 
 SHARED = DATA / "cifar10"
@@ -27,14 +27,15 @@ SEED_FOLD_HOURS = 2.5
 
 
 def bench(arch: str, images, labels, epochs: int, device: torch.device) -> dict:
-    recipe = logic.resolve_recipe(arch, epochs=epochs)
-    result = logic.train_fold(images, labels, fold=0, n_folds=4, arch=arch, recipe=recipe, device=device,
+    recipe = resolve_recipe(arch, epochs=epochs)
+    result = train_fold(images, labels, fold=0, n_folds=4, seed=0, fold_split="sklearn", arch=arch,
+                        recipe=recipe, device=device,
                               progress=False)
     m = result.metrics
     epoch_s = FOLD_TRAIN_IMAGES / m["images_per_s"]
     return {"arch": arch, "epochs": epochs, "batch": recipe.batch_size, "n_train": m["n_train"],
             "images_per_s": m["images_per_s"], "epoch_37k_s": epoch_s,
-            "fold_s": epoch_s * logic.resolve_recipe(arch).epochs}
+            "fold_s": epoch_s * resolve_recipe(arch).epochs}
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ import platform
 import tempfile
 
 import numpy as np
-
 from clpipe.components.common.labels import load_labels_in_file_order
 from clpipe.components.make_masks.cli import main as make_masks_cli
 from clpipe.components.make_masks.logic import COMPAT_2021, make_masks

@@ -43,14 +43,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
-
 from clpipe.components.common import storage, training
 from clpipe.components.coteach import checkpoint, loop, recipes
 from clpipe.components.coteach.model import build_pair
-from clpipe.components.fold_train import logic as fold_logic
 from clpipe.components.fold_train.models import build_model
+from clpipe.components.fold_train.recipes import resolve_recipe as fold_recipe
 from timing import DATA
+from torch.utils.flop_counter import FlopCounterMode
 
 REPO = Path(__file__).resolve().parents[1]
 MASK_FACTS = REPO / "tests" / "coteach" / "published_coteaching_masks.json"
@@ -117,7 +116,7 @@ def coteach_run(recipe: recipes.Recipe, n_kept: int, step_flops: float, fwd_flop
 
 def fold_run(step_flops: float, fwd_flops: float, output_bytes: float) -> Cost:
     """One airbench94 fold: train on 3/4 of the split, predict the held-out quarter."""
-    recipe = fold_logic.resolve_recipe("airbench94")
+    recipe = fold_recipe("airbench94")
     n_heldout = N_TRAIN // FOLDS
     passes = 2 if recipe.tta else 1
     return Cost(train_flops=recipe.epochs * (N_TRAIN - n_heldout) * step_flops,
@@ -183,7 +182,7 @@ import resource, time
 t0 = time.perf_counter()
 import torch
 t1 = time.perf_counter()
-from clpipe.components.coteach import cli  # the rest of the stage: fsspec, the loop
+from clpipe.components.coteach import cli, loop  # the rest of the stage: fsspec, the loop
 t2 = time.perf_counter()
 import numpy as np
 from clpipe.components.common import datasets

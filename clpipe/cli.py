@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-masks": ("clpipe.components.make_masks.cli", "confident-learning keep-masks, one per method"),
     "coteach": ("clpipe.components.coteach.cli", "Co-Teaching on the kept examples, test accuracy per epoch"),
     "predict": ("clpipe.components.predict.cli", "apply an exported model to images (CSV of predicted classes)"),
-    "data": ("clpipe.data", "dataset helpers (export-imagefolder, subset, info)"),
+    "data": ("clpipe.data", "data: fetch, prepare, pack/unpack, export-imagefolder, subset, info"),
     "noisy-labels": ("clpipe.components.noisy_labels.cli", "one condition's noisy labels (generated or given), given pred_probs"),
     "report": ("clpipe.components.report.cli", "per-condition results and the Table-2 report (Markdown, HTML, CSV, plots)"),
     "compile": ("clpipe.pipelines.compile", "compile the pipeline to KFP v2 YAML"),

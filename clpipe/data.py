@@ -1,5 +1,8 @@
 """``clpipe data``: dataset helpers.
 
+- ``fetch``: download CIFAR-10 and the published label files and pred_probs into
+  ``OUT/cifar10`` and ``OUT/cl-reproduce``, checked and laid out like ``../shared/data``
+  (:mod:`clpipe.fetch`); what is there already is kept.
 - ``export-imagefolder``: write the seed's ImageFolder layout
   ``OUT/<split>/<class>/<id>_<class>.png`` from an ``.npz`` dataset, so rows follow the
   published ``pred_probs``/mask row order.
@@ -26,6 +29,14 @@ from clpipe.components.common import cli, prepare, storage
 from clpipe.components.common.datasets import SPLITS, Split, export_imagefolder, open_split, subset_rows
 from clpipe.components.common.errors import InputError
 from clpipe.components.common.labels import load_labels
+from clpipe.fetch import (
+    CL_REPRODUCE_URL,
+    DATASETS,
+    cifar10_present,
+    fetch_cifar10,
+    fetch_published,
+    official_cifar10,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print classes, sizes and fingerprints as JSON")
     info.add_argument("dataset")
 
+    fe = sub.add_parser("fetch", help="download CIFAR-10 and/or the published labels and pred_probs")
+    fe.add_argument("datasets", nargs="+", choices=DATASETS, metavar="NAME",
+                    help=f"what to fetch: {' and/or '.join(DATASETS)}")
+    fe.add_argument("--out", required=True,
+                    help="data folder; NAME goes to OUT/NAME (../shared/data is where configs look)")
+    fe.add_argument("--cifar10-url", help="a mirror of the official cifar-10-python.tar.gz (same MD5)")
+    fe.add_argument("--cl-reproduce-url", default=CL_REPRODUCE_URL,
+                    help="base URL of the confidentlearning-reproduce 'cifar10' folder (default: GitHub, "
+                         "pinned commit)")
+
     pk = sub.add_parser("pack", help="split a dataset's .npz files into verified chunks (clpipe/packing.py)")
     pk.add_argument("--dataset", required=True, help="local folder holding *train.npz and *test.npz")
     pk.add_argument("--out", required=True, help="folder for chunk-NNN.bin and manifest.json")
@@ -62,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--manifest", required=True, help="the pack's manifest.json")
     up.add_argument("--chunks", nargs="+", required=True, help="folders holding the chunk files")
     up.add_argument("--out", required=True, help="folder to write the .npz files into")
-    for q in (ex, sb, info, pk, up):
+    for q in (ex, sb, info, fe, pk, up):
         q.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -118,6 +139,22 @@ def _info(args: argparse.Namespace) -> None:
     print()
 
 
+def _fetch(args: argparse.Namespace) -> None:
+    if not storage.is_local(args.out):
+        raise InputError("--out", args.out, "must be a local folder")
+    for name in dict.fromkeys(args.datasets):
+        out = os.path.join(args.out, name)
+        if name == "cifar10":
+            fetched = not cifar10_present(out) and fetch_cifar10(
+                out, official_cifar10(args.cifar10_url), log=cli.log.info
+            )
+        else:
+            fetched = fetch_published(out, base_url=args.cl_reproduce_url, log=cli.log.info)
+        if not fetched:
+            cli.log.info("%s: already in %s", name, out)
+
+
+
 def _pack(args: argparse.Namespace) -> None:
     names = [n for n in sorted(os.listdir(args.dataset)) if n.endswith(("train.npz", "test.npz"))]
     if not names:
@@ -139,7 +176,8 @@ def _unpack(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    commands = {"export-imagefolder": _export, "subset": _subset, "info": _info, "pack": _pack, "unpack": _unpack}
+    commands = {"export-imagefolder": _export, "subset": _subset, "info": _info, "fetch": _fetch, "pack": _pack,
+                "unpack": _unpack}
     commands[args.command](args)
 
 

@@ -127,8 +127,11 @@ class PackError(ValueError):
 def unpack(manifest_path: str, chunk_dirs: Sequence[str], out_dir: str) -> list[str]:
     """Reassembles the chunks (found in any of ``chunk_dirs``), verifies every sha256 of the
     manifest and writes the splits as uncompressed ``.npz`` under ``out_dir``; returns their paths."""
-    with open(manifest_path) as f:
-        manifest = json.load(f)
+    try:
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise PackError(f"not a readable manifest ({e})") from None
     data = b"".join(_read_chunk(c, chunk_dirs) for c in manifest["chunks"])
     if len(data) != manifest["total_size"] or _sha256(data) != manifest["sha256"]:
         raise PackError("the reassembled chunks do not match the manifest's total size or sha256")

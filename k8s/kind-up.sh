@@ -1,9 +1,10 @@
 #!/bin/bash
 # A local Kubernetes cluster (kind) with Kubeflow Pipelines 2.17.0 standalone, the clpipe
-# images and a smoke run of the pipeline. Safe to rerun: every step checks what is there.
+# images, and the smoke runs of k8s/README.md's checklist ("What only a real cluster can
+# confirm"), each of which must succeed. Safe to rerun: every step checks what is there.
 #
 # usage: k8s/kind-up.sh [--gpu] [--name NAME] [--overlay DIR] [--data DIR] [--no-build]
-#                       [--no-run] [--params FILE] [--package FILE] [--timeout SECONDS]
+#                       [--no-run] [--params FILE] [--timeout SECONDS]
 #
 #   --gpu        GPU cluster made by nvkind from k8s/kind/cluster-gpu.yaml, NVIDIA GPU operator
 #                (device plugin; driver and toolkit stay on the host), overlay kind-gpu
@@ -13,20 +14,19 @@
 #                store at s3://mlpipeline/datasets/ (e.g. --data ../shared/data)
 #   --no-build   do not build missing images (docker/build.sh); fail instead
 #   --no-run     stop after the smoke Jobs, do not upload or run the pipeline
-#   --params     run parameters of the smoke run, a clpipe config (default k8s/kind/smoke-params.yaml)
-#   --package    upload this compiled pipeline instead of compiling one for the cluster
-#                (default: `clpipe compile --registry $REGISTRY --gpus 0|1` into a temporary file)
-#   --timeout    seconds to wait for the pipeline run (default 3600)
+#   --params     run parameters of the smoke runs, a clpipe config with one cross-validated and
+#                one given-pred_probs condition (default k8s/kind/smoke-params.yaml)
+#   --timeout    seconds to wait for each pipeline run (default 3600)
 #
 # Needs: docker, git, kind >= v0.31.0, kubectl, python3 with clpipe installed (PYTHON, default
-# .venv/bin/python) for compiling/submitting; with --gpu also nvkind, helm and a host whose
+# .venv/bin/python) for `clpipe submit`; with --gpu also nvkind, helm and a host whose
 # Docker uses the NVIDIA runtime (k8s/README.md). Internet access for GitHub (KFP manifests)
 # and the public registries the KFP images come from.
 #
 # Environment: KIND_NODE_IMAGE (default kindest/node:v1.35.0), KFP_VERSION (2.17.0),
 # GPU_OPERATOR_VERSION (v26.3.1), REGISTRY (localhost:5000/clpipe), TAG (package version),
 # UI_PORT (8080), S3_PORT (8333), MAX_CPU_REQUEST (1) and MAX_MEMORY_REQUEST (2Gi): caps on
-# every task's requests in the smoke run (GPU tasks ask for 4 CPUs / 16 GiB when compiled).
+# every task's requests in the smoke runs (GPU tasks ask for 4 CPUs / 16 GiB otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,7 +37,6 @@ DATA=
 BUILD=1
 RUN=1
 PARAMS=k8s/kind/smoke-params.yaml
-PACKAGE=
 TIMEOUT=3600
 KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-kindest/node:v1.35.0}
 KFP_VERSION=${KFP_VERSION:-2.17.0}
@@ -50,6 +49,8 @@ S3_PORT=${S3_PORT:-8333}
 MAX_CPU_REQUEST=${MAX_CPU_REQUEST:-1}
 MAX_MEMORY_REQUEST=${MAX_MEMORY_REQUEST:-2Gi}
 KFP_MANIFESTS=github.com/kubeflow/pipelines/manifests/kustomize
+# The cross-validated condition of k8s/kind/smoke-params.yaml (smoke run 4; a test keeps them equal).
+CV_CONDITION=name=gen-n0.2-s0.0,noise=0.2,sparsity=0.0,seed=1
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -60,7 +61,6 @@ while [ $# -gt 0 ]; do
     --no-build) BUILD=0; shift ;;
     --no-run) RUN=0; shift ;;
     --params) PARAMS=${2:?}; shift 2 ;;
-    --package) PACKAGE=${2:?}; shift 2 ;;
     --timeout) TIMEOUT=${2:?}; shift 2 ;;
     -h|--help) awk 'NR > 1 { if (!/^#/) exit; sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "kind-up.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -242,22 +242,46 @@ else
   log "6/7 data: none uploaded (--data DIR puts a dataset into the bundled store)"
 fi
 
-# --- 7. pipeline smoke run --------------------------------------------------------------------
+# --- 7. pipeline smoke runs ------------------------------------------------------------------
 if [ "$RUN" = 0 ]; then
   log "7/7 pipeline: skipped (--no-run)"
   exit 0
 fi
-log "7/7 pipeline smoke run"
+log "7/7 pipeline smoke runs: the checklist of k8s/README.md"
 [ -x "$PYTHON" ] || die "no Python with clpipe at $PYTHON (set PYTHON=...)"
 [ -f "$PARAMS" ] || die "no run parameters file $PARAMS"
-if [ -z "$PACKAGE" ]; then
-  # The committed pipelines/clpipe_pipeline.yaml names the released images and 1 GPU per GPU
-  # task; the cluster gets the same pipeline compiled for its images and GPUs.
-  PACKAGE=$TMP/clpipe_pipeline.kind.yaml
-  "$PYTHON" -m clpipe compile -o "$PACKAGE" --registry "$REGISTRY" --tag "$TAG" --gpus "$GPU"
-fi
 port_forward ml-pipeline-ui "$UI_PORT" 80
-"$PYTHON" k8s/submit.py --endpoint "http://127.0.0.1:$UI_PORT" --package "$PACKAGE" --config "$PARAMS" \
-  --run-name "kind-smoke-$(date +%Y%m%d-%H%M%S)" --timeout "$TIMEOUT" \
-  --max-cpu-request "$MAX_CPU_REQUEST" --max-memory-request "$MAX_MEMORY_REQUEST"
+# Compiled for the cluster's images and GPUs (the committed pipelines/clpipe_pipeline.yaml names
+# the released images and one GPU per GPU task), requests capped for a laptop-sized node.
+COMPILE=(--registry "$REGISTRY" --tag "$TAG" --gpus "$GPU"
+         --max-cpu-request "$MAX_CPU_REQUEST" --max-memory-request "$MAX_MEMORY_REQUEST")
+SUBMIT=("$PYTHON" -m clpipe submit --host "http://127.0.0.1:$UI_PORT" --experiment clpipe-smoke
+        "${COMPILE[@]}" --wait --timeout "$TIMEOUT")
+stamp=$(date +%Y%m%d-%H%M%S)
+# smoke N WHAT ARGS...: checklist run N; exits unless the run succeeds.
+smoke() {
+  local n=$1 what=$2
+  shift 2
+  printf '\n-- smoke run %s: %s\n' "$n" "$what"
+  "${SUBMIT[@]}" --run-name "kind-smoke-$stamp-$n" "$@" || die "smoke run $n ($what) did not succeed"
+}
+smoke 1 "both kinds of condition (Collected fan-in, both loops, report)" "$PARAMS"
+smoke 2 "the same run again: every task a cache hit, no branch to re-join" "$PARAMS"
+smoke 3 "--no-cache: every task runs again" "$PARAMS" --no-cache
+# Both loops compiled in (as clpipe compile writes them), cross-validated conditions only: the
+# given-pred_probs loop runs over an empty list (what a raw KFP user of the full pipeline gets).
+"$PYTHON" -m clpipe compile -o "$TMP/both-loops.yaml" "${COMPILE[@]}"
+smoke 4 "an empty loop: the full pipeline, cross-validated conditions only" "$PARAMS" \
+  --package "$TMP/both-loops.yaml" --condition "$CV_CONDITION"
+
+printf '\n-- Argo Workflow objects of the runs, bytes (etcd refuses objects over 1572864):\n'
+"${K[@]}" -n kubeflow get workflows -o name | while read -r wf; do
+  echo "   $wf $("${K[@]}" -n kubeflow get "$wf" -o json | wc -c)"
+done
+if [ "$GPU" = 1 ]; then
+  printf '\n-- pipeline pods given a GPU (fold-train, coteach):\n'
+  "${K[@]}" -n kubeflow get pods -l pipelines.kubeflow.org/v2_component=true \
+    -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.spec.containers[*].resources.limits.nvidia\.com/gpu}{"\n"}{end}' \
+    | awk '$2 > 0 { print "   " $0; n++ } END { print "   " n + 0 " pods" }'
+fi
 echo "KFP UI: kubectl --context $CTX -n kubeflow port-forward svc/ml-pipeline-ui $UI_PORT:80, then http://localhost:$UI_PORT"

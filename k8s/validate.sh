@@ -3,8 +3,9 @@
 #
 #   k8s/validate.sh [--k8s-version 1.35.0] [--out DIR]
 #
-# 1. `kubectl kustomize` renders each overlay (k8s/overlays/*) and each component on top of
-#    the base (so components no overlay uses are rendered too).
+# 1. `kubectl kustomize` renders each overlay (k8s/overlays/*), each component on top of the
+#    base (so components no overlay uses are rendered too), and each kfp-launcher patch on a
+#    copy of KFP 2.17.0's own ConfigMap (k8s/kfp-launcher/).
 # 2. `kubernetes-validate --strict` checks every rendered object against the OpenAPI schema of
 #    the target Kubernetes version (unknown fields are errors). Any warning fails, in
 #    particular "Couldn't find schema" (a kind the validator does not know would pass silently).
@@ -70,6 +71,21 @@ for dir in k8s/components/*/; do
   printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: kubeflow\nresources:\n- ../base\ncomponents:\n- ../components/%s\n' \
     "$(basename "$dir")" > "$tmp/kustomization.yaml"
   if ! "$KUBECTL" kustomize "$tmp" > "$rendered/$name.yaml" 2> "$rendered/$name.err"; then
+    echo "FAIL $name: kustomize:"; sed 's/^/    /' "$rendered/$name.err"; fail=1; rm -rf "$tmp"; continue
+  fi
+  rm -rf "$tmp"
+  validate "$name" "$rendered/$name.yaml"
+done
+
+# The kfp-launcher patches (applied with `kubectl patch` to KFP's own object), each on a copy of
+# KFP 2.17.0's ConfigMap, so a patch that no longer applies, or yields an invalid object, fails.
+for patch in k8s/kfp-launcher/*.yaml; do
+  [ "$(basename "$patch")" != kfp-2.17.0.yaml ] || continue
+  name=kfp-launcher-$(basename "$patch" .yaml)
+  tmp=$(mktemp -d k8s/.render.XXXXXX)
+  printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: kubeflow\nresources:\n- ../kfp-launcher/kfp-2.17.0.yaml\npatches:\n- path: ../kfp-launcher/%s\n' \
+    "$(basename "$patch")" > "$tmp/kustomization.yaml"
+  if ! "$KUBECTL" kustomize --load-restrictor LoadRestrictionsNone "$tmp" > "$rendered/$name.yaml" 2> "$rendered/$name.err"; then
     echo "FAIL $name: kustomize:"; sed 's/^/    /' "$rendered/$name.err"; fail=1; rm -rf "$tmp"; continue
   fi
   rm -rf "$tmp"

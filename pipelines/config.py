@@ -26,10 +26,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
 from clpipe.components.common import storage
+from clpipe.components.common.conditions import Condition, resolve_forget_rate
 from clpipe.components.common.errors import InputError
 from clpipe.components.common.methods import CL_METHODS, NO_PRUNING
-from clpipe.components.common.conditions import Condition, resolve_forget_rate
 from clpipe.components.coteach.recipes import RECIPE_NAMES as COTEACH_RECIPES
+from clpipe.components.fold_train.folds import FOLD_SPLITS
+from clpipe.components.fold_train.recipes import ARCHS as FOLD_ARCHS
 
 #: Co-Teaching runs per condition: the five confident-learning methods and plain Co-Teaching.
 ALL_METHODS = (NO_PRUNING, *CL_METHODS)
@@ -39,10 +41,6 @@ PAPER_CONDITIONS = tuple(
     for noise in (0.2, 0.4, 0.6)
     for sparsity in (0.0, 0.2, 0.4, 0.6)
 )
-#: Names of the fold trainer's networks, repeated here so that compiling and submitting need no
-#: torch (tests/pipeline/test_config.py keeps them equal to the trainer's own list). The
-#: Co-Teaching recipe names come from the torch-free coteach.recipes.
-FOLD_ARCHS = ("resnet50", "airbench94", "airbench-tiny")
 MASK_COMPAT = ("", "cleanlab-2021")
 STRATIFY_BY = ("given", "dataset")
 
@@ -56,6 +54,7 @@ HELP = {
     "fold_batch_size": "fold-trainer batch size (0 = the recipe's: resnet50 64, airbench 1024)",
     "fold_seed": "seed of the fold split and the fold training",
     "fold_stratify_by": "stratify the folds by the 'given' labels or the 'dataset' labels (the seed's choice)",
+    "fold_split": f"fold-split rule, one of {FOLD_SPLITS} (sklearn-0.20: the published pred_probs' split)",
     "methods": f"Co-Teaching runs per condition, from {ALL_METHODS} (none = no pruning)",
     "mask_compat": "'' = cleanlab 2.9 semantics, 'cleanlab-2021' = the seed's early-2021 ones",
     "coteach_recipe": f"Co-Teaching recipe, one of {COTEACH_RECIPES} (paper's Table 2: feb2020)",
@@ -83,6 +82,7 @@ class BenchmarkParams:
     fold_batch_size: int = 0
     fold_seed: int = 0
     fold_stratify_by: str = "given"
+    fold_split: str = "sklearn"
     methods: tuple[str, ...] = ALL_METHODS
     mask_compat: str = ""
     coteach_recipe: str = "feb2020"
@@ -112,6 +112,7 @@ class BenchmarkParams:
         choices = {
             "fold_arch": FOLD_ARCHS,
             "fold_stratify_by": STRATIFY_BY,
+            "fold_split": FOLD_SPLITS,
             "coteach_recipe": COTEACH_RECIPES,
             "mask_compat": MASK_COMPAT,
         }

@@ -64,11 +64,13 @@ class Runner:
 
 @dataclass(frozen=True)
 class LocalRun:
-    """Where a local run left its results and how long it took."""
+    """Where a local run left its results and log, what it found, and how long it took."""
 
     report: str
     pipeline_root: str
+    log: str
     markdown: str
+    results: list
     wall_s: float
 
 
@@ -114,23 +116,34 @@ def _print_restored():
         builtins.print = original
 
 
-@contextlib.contextmanager
-def _cpu_thread_share():
-    """Gives the tasks one share of the CPU threads each, unless ``OMP_NUM_THREADS`` is set.
+def task_threads() -> int:
+    """CPU threads of one training task: the cores shared by the tasks kfp.local runs at once."""
+    return max(1, (os.cpu_count() or 1) // CONCURRENT_TRAINING_TASKS)
 
-    kfp.local runs up to 2 iterations of each loop at once, so up to 4 training tasks (2
-    conditions x 2 methods) share the machine; torch's default of one thread per core in each
-    of them oversubscribes the CPU many times over (measured: 4-8x slower on 2 cores). The
-    tasks inherit the variable; it is removed again afterwards.
+
+@contextlib.contextmanager
+def _task_environment():
+    """Environment of the task subprocesses: a share of the CPU threads each, output unbuffered.
+
+    ``OMP_NUM_THREADS`` (unless set): kfp.local runs up to 2 iterations of each loop at once, so
+    up to 4 training tasks (2 conditions x 2 methods) share the machine; torch's default of one
+    thread per core in each of them oversubscribes the CPU many times over (measured: 4-8x
+    slower on 2 cores). ``PYTHONUNBUFFERED``: a task's log lines reach the progress bars as
+    they are written, not in 8 KiB blocks. The variables are restored afterwards.
     """
-    if "OMP_NUM_THREADS" in os.environ:
-        yield
-        return
-    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // CONCURRENT_TRAINING_TASKS))
+    settings = {"PYTHONUNBUFFERED": "1"}
+    if "OMP_NUM_THREADS" not in os.environ:
+        settings["OMP_NUM_THREADS"] = str(task_threads())
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         yield
     finally:
-        del os.environ["OMP_NUM_THREADS"]
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 def _input_urls(params: BenchmarkParams) -> list[tuple[str, str]]:
@@ -157,6 +170,59 @@ def _local_inputs(params: BenchmarkParams) -> list[str]:
     return sorted(d for d in dirs if not any(d.startswith(other + os.sep) for other in dirs))
 
 
+def expected_tasks(params: BenchmarkParams) -> dict[str, int]:
+    """How many tasks of each component the pipeline runs for ``params`` (the progress bars' totals)."""
+    n = len(params.conditions)
+    given = sum(1 for c in params.conditions if c.pred_probs)
+    return {
+        "noisy-labels": n,
+        "given-pred-probs": given,
+        "plan-folds": n - given,
+        "fold-train": (n - given) * params.n_folds,
+        "combine-folds": n - given,
+        "make-masks": n,
+        "coteach": n * len(params.methods),
+        "condition-results": n,
+        "report": 1,
+    }
+
+
+@contextlib.contextmanager
+def _root_logging_to(stream):
+    """Sends the root logger's records (kfp.local logs to it outside its own tasks too) to ``stream``."""
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.handlers[:] = [handler]
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+
+
+def _log_path(output: str, root: str) -> str:
+    """``OUTPUT/run.log`` for a local OUTPUT, else next to kfp.local's artifacts."""
+    folder = output if storage.is_local(output) else root
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, "run.log")
+
+
+class _Tee:
+    """Writes to several text streams (the log file and, with --verbose, the terminal)."""
+
+    def __init__(self, *streams) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> None:
+        for stream in self.streams:
+            stream.write(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
 def _init_runner(runner: Runner, params: BenchmarkParams, root: str) -> TaskSettings:
     """Points kfp.local at the runner; returns the task settings the pipeline is built with."""
     from kfp import local
@@ -180,40 +246,78 @@ def _init_runner(runner: Runner, params: BenchmarkParams, root: str) -> TaskSett
 
 
 def run_locally(
-    params: BenchmarkParams, output: str, pipeline_root: str | None = None, runner: Runner = Runner()
+    params: BenchmarkParams,
+    output: str,
+    pipeline_root: str | None = None,
+    runner: Runner = Runner(),
+    *,
+    verbose: bool = False,
 ) -> LocalRun:
-    """Runs the pipeline with kfp.local and publishes the report directory to ``OUTPUT/report``."""
-    from .pipeline import build_pipeline
+    """Runs the pipeline with kfp.local and publishes the report directory to ``OUTPUT/report``.
+
+    kfp.local's output (its own log, every task's executor input and log) goes to ``run.log``
+    (:func:`_log_path`) and, with ``verbose``, to stderr as well; stderr shows one progress bar per
+    stage (:mod:`.progress`).
+    """
+    from .pipeline import pipeline_arguments, pipeline_for
+    from .progress import RunLog, StageBars
 
     if runner.kind not in RUNNERS:
         raise InputError("--runner", "", f"must be one of {RUNNERS}, got {runner.kind!r}")
     check_inputs(params)
     root = _local_root(output, pipeline_root)
     settings = _init_runner(runner, params, root)
+    log_path = _log_path(output, root)
     started = time.perf_counter()
-    # kfp.local prints every task's log and outputs; they go to stderr so that stdout carries the results.
-    with warnings.catch_warnings(), _print_restored(), _cpu_thread_share(), contextlib.redirect_stdout(sys.stderr):
-        # Expected here: cluster placement (GPU, resources, Kubernetes settings) has no effect locally, and
-        # the stage images' code is this environment's clpipe.
-        warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
-        warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-        task = build_pipeline(settings)(**params.arguments())
+    bars = StageBars(expected_tasks(params))
+    with open(log_path, "w", encoding="utf-8", buffering=1) as log_file:  # line-buffered: tail -f works
+        stream = RunLog(_Tee(log_file, sys.stderr) if verbose else log_file, bars)
+        with (
+            warnings.catch_warnings(),
+            _print_restored(),
+            _task_environment(),
+            contextlib.redirect_stdout(stream),
+            contextlib.redirect_stderr(stream),
+            _root_logging_to(stream),
+        ):
+            # Expected here: cluster placement (GPU, resources, Kubernetes settings) has no effect locally,
+            # and the stage images' code is this environment's clpipe.
+            warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
+            warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+            try:
+                task = pipeline_for(params, settings)(**pipeline_arguments(params))
+            finally:
+                bars.close()
     wall_s = time.perf_counter() - started
     report = storage.join(output, "report")
-    storage.publish_dir(task.output.path, report)
+    storage.copy_output(task.output.path, report)
     markdown = storage.read_bytes(storage.join(report, "report.md")).decode()
-    return LocalRun(report=report, pipeline_root=root, markdown=markdown, wall_s=wall_s)
+    results = storage.load_json(storage.join(report, "results.json"))
+    return LocalRun(report=report, pipeline_root=root, log=log_path, markdown=markdown, results=results,
+                    wall_s=wall_s)
 
 
 def run(args: argparse.Namespace) -> None:
+    from clpipe.components.report.logic import headline_markdown
+
     params, others = params_from_args(args, extra=("output",))
     output = args.output or others.get("output") or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
     runner = Runner(args.runner, Images.for_registry(args.registry), args.docker_gpus)
-    result = run_locally(params.with_local_paths_resolved(os.getcwd()), output, args.pipeline_root, runner)
-    print(result.markdown)
-    print(f"report: {storage.join(result.report, 'report.html')} (also report.md, results.csv, plots/)")
-    print(f"task outputs: {result.pipeline_root}; wall time {result.wall_s:.0f} s")
+    result = run_locally(params.with_local_paths_resolved(os.getcwd()), output, args.pipeline_root, runner,
+                         verbose=args.verbose)
+    print()
+    print(headline_markdown(result.results))
+    print(f"report: {storage.join(result.report, 'report.html')} (also report.md, results.csv, detection.csv, "
+          "plots/)")
+    print(f"log: {result.log}; task outputs: {result.pipeline_root}; wall time {result.wall_s:.0f} s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return cli.run_stage("run", build_parser(), argv, run)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    level = log.level
+    if not {"-v", "--verbose"} & set(argv):
+        log.setLevel(logging.WARNING)  # the run's own INFO lines would bury the progress bars
+    try:
+        return cli.run_stage("run", build_parser(), argv, run)
+    finally:
+        log.setLevel(level)

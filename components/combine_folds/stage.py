@@ -54,11 +54,13 @@ def combine_folds(
     if bool(folds) == bool(given_pred_probs):
         raise InputError("folds", "", "give fold-train outputs or given_pred_probs (with dataset and labels), "
                          "exactly one of the two")
+    inputs = [u for u in (given_pred_probs, dataset, labels) if u] if given_pred_probs else list(folds)
+    storage.check_output(out, stage=PredProbs.STAGE, inputs=inputs)
     if given_pred_probs:
         result = _given(given_pred_probs, dataset, labels, subset_per_class, subset_seed)
     else:
         result = logic.combine_folds([FoldOutput.read(url) for url in folds])
-    result.write(out)
+    result.write(out, inputs)
     log.info("%s: %d x %d %s pred_probs, accuracy vs given labels %.4f", result.summary["stage"],
              *result.pred_probs.shape, result.pred_probs.dtype, result.summary["accuracy"])
     return result

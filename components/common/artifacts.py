@@ -11,7 +11,7 @@ type                   written by            files
 =====================  ====================  ============================================
 :class:`NoisyLabels`   noisy-labels          labels.npy, noise_matrix.npy, summary.json
 :class:`FoldOutput`    fold-train            indices.npy, pred_probs.npy, labels.npy,
-                                             metrics.json
+                                             metrics.json (checkpoint.pt while training)
 :class:`PredProbs`     combine-folds         pred_probs.npy, labels.npy, summary.json
 :class:`Masks`         make-masks            train_pruned_<method>/train_mask.npy,
                                              summary.json; with a dataset also the
@@ -31,7 +31,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -52,10 +52,11 @@ def labels_url(url: str) -> str:
     return url if url.endswith(LABEL_FILE_ENDINGS) else storage.join(url, LABELS_FILE)
 
 
-def _json_object(url: str) -> dict:
-    data = storage.load_json(url)
+def _json_object(output: storage.Output, name: str) -> dict:
+    """The JSON object ``name`` of a stage output (read through its manifest)."""
+    data = output.load_json(name)
     if not isinstance(data, dict):
-        raise InputError(url, "", f"expected a JSON object, got {type(data).__name__}")
+        raise InputError(output.url_of(name), "", f"expected a JSON object, got {type(data).__name__}")
     return data
 
 
@@ -65,11 +66,12 @@ def _require(record: Mapping, keys: Iterable[str], source: str) -> None:
             raise InputError(source, key, "missing")
 
 
-def _publish(url: str, files: Mapping[str, bytes]) -> None:
-    """Publishes ``files`` (relative name -> content) under ``url``: all of them or none."""
-    with storage.staged_output(url) as tmp:
+def _publish(url: str, files: Mapping[str, bytes], *, stage: str, inputs: Sequence[str]) -> None:
+    """Publishes ``files`` (relative name -> content) under ``url`` as an output of ``stage``: all of them
+    or none, with a manifest (``storage.staged_output``: refuses a location ``stage`` must not write)."""
+    with storage.staged_output(url, stage=stage, inputs=inputs) as tmp:
         for name, data in files.items():
-            storage.write_bytes(os.path.join(tmp, name), data)
+            storage.write_bytes(os.path.join(tmp, *name.split("/")), data)
 
 
 # --- noisy-labels -----------------------------------------------------------------------------------
@@ -91,28 +93,34 @@ class NoisyLabels:
     labels: np.ndarray
     noise_matrix: np.ndarray
     summary: dict
+    STAGE: ClassVar[str] = "noisy-labels"
     SUMMARY: ClassVar[str] = "summary.json"
     NOISE_MATRIX: ClassVar[str] = "noise_matrix.npy"
 
-    def write(self, url: str) -> None:
+    def write(self, url: str, inputs: Sequence[str] = ()) -> None:
         _publish(url, {
             LABELS_FILE: storage.npy_bytes(self.labels),
             self.NOISE_MATRIX: storage.npy_bytes(self.noise_matrix),
             self.SUMMARY: storage.json_bytes(self.summary),
-        })
+        }, stage=self.STAGE, inputs=inputs)
 
     @classmethod
     def read_summary(cls, url: str) -> dict:
-        summary = _json_object(storage.join(url, cls.SUMMARY))
-        _require(summary, ("condition", "n_classes", "forget_rate_from_noise"), storage.join(url, cls.SUMMARY))
+        return cls._summary(storage.open_output(url, stage=cls.STAGE))
+
+    @classmethod
+    def _summary(cls, output: storage.Output) -> dict:
+        summary = _json_object(output, cls.SUMMARY)
+        _require(summary, ("condition", "n_classes", "forget_rate_from_noise"), output.url_of(cls.SUMMARY))
         return summary
 
     @classmethod
     def read(cls, url: str) -> NoisyLabels:
-        summary = cls.read_summary(url)
-        labels = check_labels(storage.load_npy(storage.join(url, LABELS_FILE), field="labels"),
-                              summary["n_classes"], storage.join(url, LABELS_FILE))
-        return cls(labels, storage.load_npy(storage.join(url, cls.NOISE_MATRIX), field="noise_matrix"), summary)
+        output = storage.open_output(url, stage=cls.STAGE)
+        summary = cls._summary(output)
+        labels = check_labels(output.load_npy(LABELS_FILE, field="labels"), summary["n_classes"],
+                              output.url_of(LABELS_FILE))
+        return cls(labels, output.load_npy(cls.NOISE_MATRIX, field="noise_matrix"), summary)
 
 
 # --- fold-train -------------------------------------------------------------------------------------
@@ -130,6 +138,10 @@ class FoldOutput:
         metrics: ``stage, fold, n_folds, seed, n_examples, n_classes, classes,
             dataset_fingerprint, labels_fingerprint, arch, epochs, batch_size,
             holdout_accuracy, train_time_s, total_time_s, images_per_s, device, ...``.
+
+    While the fold trains, ``checkpoint.pt`` (:data:`CHECKPOINT`) in the output location holds
+    its last checkpoint (published with a manifest of its own); the publish of the four files
+    replaces it.
     """
 
     source: str
@@ -137,7 +149,9 @@ class FoldOutput:
     pred_probs: np.ndarray
     labels: np.ndarray
     metrics: dict
+    STAGE: ClassVar[str] = "fold-train"
     METRICS: ClassVar[str] = "metrics.json"
+    CHECKPOINT: ClassVar[str] = "checkpoint.pt"
     #: Fields every fold of one cross-validation must agree on.
     AGREED: ClassVar[tuple[str, ...]] = ("n_examples", "n_classes", "n_folds", "dataset_fingerprint",
                                         "labels_fingerprint")
@@ -160,24 +174,23 @@ class FoldOutput:
                              f"{self.METRICS} says {k} classes")
         check_labels(self.labels, k, src, LABELS_FILE)
 
-    def write(self, url: str) -> None:
+    def write(self, url: str, inputs: Sequence[str] = ()) -> None:
         _publish(url, {
             "indices.npy": storage.npy_bytes(self.indices),
             "pred_probs.npy": storage.npy_bytes(self.pred_probs.astype(np.float32)),
             LABELS_FILE: storage.npy_bytes(self.labels),
             self.METRICS: storage.json_bytes(self.metrics),
-        })
+        }, stage=self.STAGE, inputs=inputs)
 
     @classmethod
     def read(cls, url: str) -> FoldOutput:
-        if not storage.exists(url):
-            raise InputError(url, "", "fold output not found")
+        output = storage.open_output(url, stage=cls.STAGE)
         fold = cls(
             source=url,
-            indices=storage.load_npy(storage.join(url, "indices.npy"), field="indices"),
-            pred_probs=storage.load_npy(storage.join(url, "pred_probs.npy"), field="pred_probs"),
-            labels=storage.load_npy(storage.join(url, LABELS_FILE), field="labels"),
-            metrics=_json_object(storage.join(url, cls.METRICS)),
+            indices=output.load_npy("indices.npy", field="indices"),
+            pred_probs=output.load_npy("pred_probs.npy", field="pred_probs"),
+            labels=output.load_npy(LABELS_FILE, field="labels"),
+            metrics=_json_object(output, cls.METRICS),
         )
         fold.validate()
         return fold
@@ -207,6 +220,7 @@ class PredProbs:
     labels: np.ndarray
     summary: dict
     source: str = "pred_probs"
+    STAGE: ClassVar[str] = "combine-folds"
     FILE: ClassVar[str] = "pred_probs.npy"
     SUMMARY: ClassVar[str] = "summary.json"
 
@@ -216,22 +230,22 @@ class PredProbs:
                         self.source)
         check_labels(self.labels, self.pred_probs.shape[1], storage.join(self.source, LABELS_FILE))
 
-    def write(self, url: str) -> None:
+    def write(self, url: str, inputs: Sequence[str] = ()) -> None:
         _publish(url, {
             self.FILE: storage.npy_bytes(self.pred_probs),
             LABELS_FILE: storage.npy_bytes(self.labels),
             self.SUMMARY: storage.json_bytes(self.summary),
-        })
+        }, stage=self.STAGE, inputs=inputs)
 
     @classmethod
     def file_url(cls, url: str) -> str:
-        """The ``.npy`` to read: ``url`` itself, or ``url/pred_probs.npy`` for an output directory."""
+        """The ``.npy`` to read: ``url`` itself, or ``url/pred_probs.npy`` for an output directory
+        (read through its manifest, also by :func:`storage.load_npy`)."""
         if url.endswith(".npy"):
             return url
-        candidate = storage.join(url, cls.FILE)
-        if not storage.exists(candidate):
+        if cls.FILE not in storage.open_output(url, stage=cls.STAGE).files:
             raise InputError(url, cls.FILE, "not found: expected a .npy file or a directory containing it")
-        return candidate
+        return storage.join(url, cls.FILE)
 
     @classmethod
     def read_array(cls, url: str) -> np.ndarray:
@@ -243,16 +257,21 @@ class PredProbs:
 
     @classmethod
     def read_summary(cls, url: str) -> dict:
-        summary = _json_object(storage.join(url, cls.SUMMARY))
-        _require(summary, ("n_examples", "accuracy", "confusion_matrix"), storage.join(url, cls.SUMMARY))
+        return cls._summary(storage.open_output(url, stage=cls.STAGE))
+
+    @classmethod
+    def _summary(cls, output: storage.Output) -> dict:
+        summary = _json_object(output, cls.SUMMARY)
+        _require(summary, ("n_examples", "accuracy", "confusion_matrix"), output.url_of(cls.SUMMARY))
         return summary
 
     @classmethod
     def read(cls, url: str) -> PredProbs:
+        output = storage.open_output(url, stage=cls.STAGE)
         result = cls(
-            pred_probs=storage.load_npy(cls.file_url(url), field="pred_probs"),
-            labels=storage.load_npy(storage.join(url, LABELS_FILE), field="labels"),
-            summary=cls.read_summary(url),
+            pred_probs=output.load_npy(cls.FILE, field="pred_probs"),
+            labels=output.load_npy(LABELS_FILE, field="labels"),
+            summary=cls._summary(output),
             source=url,
         )
         result.validate()
@@ -384,6 +403,7 @@ class Masks:
     masks: dict[str, np.ndarray]
     summary: dict
     review: Review | None = None
+    STAGE: ClassVar[str] = "make-masks"
     SUMMARY: ClassVar[str] = "summary.json"
     MASK_FILE: ClassVar[str] = "train_mask.npy"
 
@@ -399,26 +419,28 @@ class Masks:
         method = folder.removeprefix("train_pruned_")
         return method if folder.startswith("train_pruned_") and method in RUN_METHODS else None
 
-    def write(self, url: str) -> None:
+    def write(self, url: str, inputs: Sequence[str] = ()) -> None:
         files = {self.mask_path(m): storage.npy_bytes(keep) for m, keep in self.masks.items()}
         if self.review is not None:
             files.update(self.review.files())
-        _publish(url, {**files, self.SUMMARY: storage.json_bytes(self.summary)})
+        files[self.SUMMARY] = storage.json_bytes(self.summary)
+        _publish(url, files, stage=self.STAGE, inputs=inputs)
 
     @classmethod
     def mask_url(cls, url: str, method: str) -> str:
-        """The mask file of ``method`` in the make-masks output at ``url`` (which must have it)."""
-        mask = storage.join(url, *cls.mask_path(method).split("/"))
-        if not storage.exists(mask):
-            found = storage.listdir(url) if storage.isdir(url) else []
-            raise InputError(mask, "", f"not found (make-masks writes DIR/{cls.mask_path('<method>')}; "
-                             f"{url} holds {found[:10]})")
-        return mask
+        """The mask file of ``method`` in the make-masks output at ``url`` (which must list it)."""
+        output = storage.open_output(url, stage=cls.STAGE)
+        name = cls.mask_path(method)
+        if name not in output.files:
+            raise InputError(output.url_of(name), "", f"not found (make-masks writes "
+                             f"DIR/{cls.mask_path('<method>')}; {url} holds {sorted(output.files)[:10]})")
+        return output.url_of(name)
 
     @classmethod
     def read_summary(cls, url: str) -> dict:
-        summary = _json_object(storage.join(url, cls.SUMMARY))
-        _require(summary, ("n_examples", "methods"), storage.join(url, cls.SUMMARY))
+        output = storage.open_output(url, stage=cls.STAGE)
+        summary = _json_object(output, cls.SUMMARY)
+        _require(summary, ("n_examples", "methods"), output.url_of(cls.SUMMARY))
         return summary
 
 
@@ -435,12 +457,13 @@ class CoteachRun:
     """
 
     metrics: dict
+    STAGE: ClassVar[str] = "coteach"
     METRICS: ClassVar[str] = "metrics.json"
     CHECKPOINT: ClassVar[str] = "checkpoint.pt"
 
     @classmethod
     def read(cls, url: str) -> CoteachRun:
-        return cls(_json_object(storage.join(url, cls.METRICS)))
+        return cls(_json_object(storage.open_output(url, stage=cls.STAGE), cls.METRICS))
 
 
 # --- report -----------------------------------------------------------------------------------------
@@ -451,11 +474,12 @@ class ConditionResult:
     """One condition's record joining its stage outputs (``clpipe report condition``)."""
 
     record: dict[str, Any] = field(default_factory=dict)
+    STAGE: ClassVar[str] = "report condition"
     FILE: ClassVar[str] = "condition.json"
 
-    def write(self, url: str) -> None:
-        _publish(url, {self.FILE: storage.json_bytes(self.record)})
+    def write(self, url: str, inputs: Sequence[str] = ()) -> None:
+        _publish(url, {self.FILE: storage.json_bytes(self.record)}, stage=self.STAGE, inputs=inputs)
 
     @classmethod
     def read(cls, url: str) -> ConditionResult:
-        return cls(_json_object(storage.join(url, cls.FILE)))
+        return cls(_json_object(storage.open_output(url, stage=cls.STAGE), cls.FILE))

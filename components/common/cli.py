@@ -12,7 +12,8 @@ bad input -> one ``ERROR <stage>: <file>: <field>: <problem>`` line on stderr, e
 nothing published (also for a location the credentials may not read or write, and for a
 missing optional dependency); a bug -> traceback, exit code 1; success -> exit code 0.
 Entry points name a bad *parameter* by its name (``n_folds``); the command line reports it
-by its flag (``--n-folds``), the pipeline by its parameter name.
+by its flag (``--n-folds``), the pipeline by its parameter name. A problem that mentions
+another parameter writes it in backquotes (``needs `train_mask```), shown the same way.
 """
 
 from __future__ import annotations
@@ -65,9 +66,11 @@ def error_line(stage: str, error: BaseException, names: Mapping[str, str] | None
     ``names`` maps entry-point parameter names to what the user typed (``--n-folds``).
     """
     if isinstance(error, InputError):
-        source = (names or {}).get(error.source, error.source)
+        names = names or {}
+        source = names.get(error.source, error.source)
         where = f"{source}: {error.field}" if error.field else source
-        return f"ERROR {stage}: {where}: {error.problem}"
+        problem = re.sub(r"`(\w+)`", lambda m: names.get(m[1], m[1]), error.problem)
+        return f"ERROR {stage}: {where}: {problem}"
     if isinstance(error, PermissionError):  # refused credentials or a read-only location
         return f"ERROR {stage}: permission denied: {error}; {storage.CREDENTIALS_HINT}"
     if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in EXTRAS:
@@ -187,6 +190,10 @@ def add_entry_arguments(parser: argparse.ArgumentParser, command: Command) -> di
             nargs = ("+" if required else "*") if many else (None if required else "?")
             parser.add_argument(name, metavar=names[name], type=kind, nargs=nargs, choices=choices,
                                 help=help_, **({} if required else {"default": default}))
+        elif kind is bool and default is None:  # unset = decided later (a recipe's value): --x / --no-x
+            names[name] = command.flags.get(name) or f"--{_dashed(name)}"
+            parser.add_argument(names[name], dest=name, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_)
         elif kind is bool:
             names[name] = command.flags.get(name) or f"--{'no-' if default else ''}{_dashed(name)}"
             parser.add_argument(names[name], dest=name, action="store_false" if default else "store_true",
@@ -269,7 +276,3 @@ def add_subset_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use a class-stratified random subset of this many train images per class (0 = all)")
     parser.add_argument("--subset-seed", type=int, default=0, help="seed of that subset")
 
-
-def check_positive(name: str, value: float) -> None:
-    if value <= 0:
-        raise InputError(name, "", f"must be > 0, got {value}")

@@ -20,7 +20,7 @@ Any image is prepared exactly as at training time: :func:`~.imaging.decode_image
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from . import storage
@@ -78,14 +78,16 @@ class ModelCard:
                    trained=dict(data.get("trained") or {}), preprocessing=str(data.get("preprocessing", "")))
 
 
-def write_model(url: str, state_dict: Mapping[str, object], card: ModelCard) -> None:
-    """Publishes ``url/model.safetensors`` and ``url/model.json`` together (tensors made contiguous, on the CPU)."""
+def write_model(url: str, state_dict: Mapping[str, object], card: ModelCard, *, stage: str = "model",
+                inputs: Sequence[str] = ()) -> None:
+    """Publishes ``url/model.safetensors`` and ``url/model.json`` together (tensors made contiguous, on the CPU),
+    as an output of ``stage`` made from ``inputs`` (recorded in its manifest)."""
     from safetensors.torch import save
 
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in state_dict.items()}
-    with storage.staged_output(url) as stage:
-        storage.write_bytes(storage.join(stage, WEIGHTS_FILE), save(tensors))
-        storage.write_bytes(storage.join(stage, CARD_FILE), (json.dumps(card.to_json(), indent=2) + "\n").encode())
+    with storage.staged_output(url, stage=stage, inputs=inputs) as tmp:
+        storage.write_bytes(storage.join(tmp, WEIGHTS_FILE), save(tensors))
+        storage.write_bytes(storage.join(tmp, CARD_FILE), (json.dumps(card.to_json(), indent=2) + "\n").encode())
 
 
 def read_card(url: str) -> ModelCard:

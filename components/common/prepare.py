@@ -61,17 +61,17 @@ def prepare(*, dataset: str, out: str, resolution: int | None = None, format: Fo
     started = time.perf_counter()
     splits = _open_splits(dataset, resolution)
     info = {"stage": "prepare", "source": dataset, "resolution": resolution, "splits": {}}
-    with storage.staged_output(out) as stage:
+    with storage.staged_output(out, stage="prepare", inputs=[dataset]) as tmp:
         for name, split in splits.items():
             chosen = _format_of(split, resolution, format)
             stats = ChannelStats()
-            side = _write(split, name, chosen, resolution, stage, stats)
+            side = _write(split, name, chosen, resolution, tmp, stats)
             info["splits"][name] = {"format": chosen, "n_examples": len(split), "image_size": side,
                                     "classes": list(split.classes), "fingerprint": split.fingerprint(),
                                     **stats.result()}
             log.info("%s: %d images at %d px as %s", name, len(split), side, chosen)
         info["time_s"] = round(time.perf_counter() - started, 3)
-        storage.save_json(os.path.join(stage, PREPARED_INFO), info)
+        storage.save_json(os.path.join(tmp, PREPARED_INFO), info)
     log.info("wrote %s in %.1f s", out, info["time_s"])
     return info
 

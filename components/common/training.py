@@ -2,7 +2,7 @@
 
 The speed recipe follows airbench (KellerJordan/cifar10-airbench): the whole dataset
 lives on the device as one tensor, batches are index lookups, augmentation (random crop
-with zero padding, horizontal flip) runs batched on the device, and there are no loader
+with padding, horizontal flip) runs batched on the device, and there are no loader
 workers. On CUDA: channels_last, and by default bf16 autocast with fp16 inputs and TF32
 (``precision="bf16"``); ``precision="fp32"`` keeps inputs and arithmetic in true fp32
 (TF32 off), as the 2019-2020 reference runs had it. On the CPU everything is float32 and,
@@ -124,8 +124,10 @@ def generator(seed: int, device: torch.device) -> torch.Generator:
 class Augment:
     """Train-time augmentation: RandomCrop(32, padding) + RandomHorizontalFlip.
 
-    The seed pads with zeros (``pad_mode="constant"``); airbench translates with
-    reflection padding (``"reflect"``).
+    ``pad_mode``: ``"black"`` pads with black pixels, i.e. before normalisation, as
+    torchvision's ``RandomCrop`` on the seed's PIL images did; ``"constant"`` pads the
+    (possibly normalised) tensor with zeros, which is the mean colour when the loader
+    normalises and black when it does not; ``"reflect"`` mirrors the border (airbench).
     """
 
     pad: int = 4
@@ -186,10 +188,13 @@ class DeviceLoader:
         self.data_device = device if _fits_on(device, images.nbytes * 2) else torch.device("cpu")
         x = torch.from_numpy(np.ascontiguousarray(images)).to(self.data_device)
         x = x.permute(0, 3, 1, 2).to(self.dtype).div_(255)
+        #: A black pixel in the loader's value space (what ``pad_mode="black"`` pads with).
+        self.black = torch.zeros(1, x.shape[1], 1, 1, dtype=self.dtype, device=self.data_device)
         if mean is not None:
             m = torch.tensor(mean, dtype=self.dtype, device=self.data_device).view(1, 3, 1, 1)
             s = torch.tensor(std, dtype=self.dtype, device=self.data_device).view(1, 3, 1, 1)
             x = (x - m) / s
+            self.black = (self.black - m) / s
         if self.data_device.type == "cpu" and device.type == "cuda":
             x = x.pin_memory()
         self.x = x
@@ -218,18 +223,23 @@ class DeviceLoader:
             rows = order[b * self.batch_size : (b + 1) * self.batch_size]
             x = self.x[rows]
             if self.augment is not None:
-                x = augment_batch(x, self.augment, self.aug_gen)
+                x = augment_batch(x, self.augment, self.aug_gen, black=self.black)
             x = x.to(self.device, non_blocking=True)
             if self.device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.y[rows].to(self.device, non_blocking=True), rows
 
 
-def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.Tensor:
-    """Random crop with zero padding and random horizontal flip, for a whole batch at once."""
+def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator, *,
+                  black: torch.Tensor | None = None) -> torch.Tensor:
+    """Random crop of the padded batch and random horizontal flip, for a whole batch at once.
+
+    ``black`` (1, C, 1, 1) is a black pixel in ``x``'s value space (default 0), used by
+    ``pad_mode="black"``.
+    """
     b, c, h, w = x.shape
     if aug.pad:
-        padded = torch.nn.functional.pad(x, (aug.pad,) * 4, mode=aug.pad_mode)
+        padded = _pad(x, aug.pad, aug.pad_mode, black)
         dy = torch.randint(0, 2 * aug.pad + 1, (b,), generator=gen, device=x.device)
         dx = torch.randint(0, 2 * aug.pad + 1, (b,), generator=gen, device=x.device)
         rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
@@ -242,6 +252,17 @@ def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.
     return x
 
 
+def _pad(x: torch.Tensor, pad: int, mode: str, black: torch.Tensor | None) -> torch.Tensor:
+    """``x`` with ``pad`` pixels added on every side (see :class:`Augment` for ``mode``)."""
+    if mode != "black":
+        return torch.nn.functional.pad(x, (pad,) * 4, mode=mode)
+    b, c, h, w = x.shape
+    fill = torch.zeros(1, c, 1, 1, dtype=x.dtype, device=x.device) if black is None else black.to(x)
+    padded = fill.expand(b, c, h + 2 * pad, w + 2 * pad).clone()
+    padded[:, :, pad : pad + h, pad : pad + w] = x
+    return padded
+
+
 def _fits_on(device: torch.device, nbytes: int) -> bool:
     if device.type != "cuda":
         return True
@@ -251,13 +272,15 @@ def _fits_on(device: torch.device, nbytes: int) -> bool:
 
 @torch.no_grad()
 def predict_proba(
-    model: torch.nn.Module, loader: DeviceLoader, *, tta_flip: bool = False, temperature: float = 1.0
+    model: torch.nn.Module, loader: DeviceLoader, *, tta_flip: bool = False, temperature: float = 1.0,
+    precision: str = "bf16",
 ) -> np.ndarray:
-    """(N, K) float32 softmax probabilities in dataset row order (the loader must not shuffle)."""
+    """(N, K) float32 softmax probabilities in dataset row order (the loader must not shuffle);
+    ``precision`` as in :func:`autocast`."""
     model.eval()
     out = []
     for x, _, _ in loader:
-        with autocast(loader.device):
+        with autocast(loader.device, precision):
             logits = tta_logits(model, x, tta_flip)
         out.append(torch.softmax(logits / temperature, dim=1).cpu())
     return torch.cat(out).numpy().astype(np.float32)

@@ -28,42 +28,15 @@ def coteach(
     epochs, batch_size, lr, cnn_width 0 = the recipe's. forget_rate: "recipe", "noise" (half
     the condition's noise amount, the JAIR rule) or a number. Uses the GPU when one is visible.
     """
-    from clpipe.components.common import storage
-    from clpipe.components.common.kfp_component import override_flags, run_cli
-    from clpipe.components.coteach import cli
-    from clpipe.components.common.artifacts import labels_url
+    from clpipe.components.common.artifacts import NoisyLabels
+    from clpipe.components.common.cli import call_stage
     from clpipe.components.common.conditions import resolve_forget_rate
+    from clpipe.components.coteach.stage import coteach
 
-    summary = storage.load_json(storage.join(labels.path, "summary.json"))
-    rate = resolve_forget_rate(forget_rate, summary["forget_rate_from_noise"])
-    run_cli(
-        cli.main,
-        [
-            "--train-labels",
-            labels_url(labels.path),
-            "--train-mask",
-            masks.path,
-            "--method",
-            method,
-            "--recipe",
-            recipe,
-            "--seed",
-            seed,
-            *override_flags(
-                {"--epochs": epochs, "--batch-size": batch_size, "--lr": lr, "--cnn-width": cnn_width}
-            ),
-            *(["--forget-rate", rate] if rate is not None else []),
-            "--subset-per-class",
-            subset_per_class,
-            "--subset-seed",
-            subset_seed,
-            "--test-subset-per-class",
-            test_per_class,
-            "--test-subset-seed",
-            subset_seed,
-            "--no-progress",
-            "--out",
-            run.path,
-            dataset,
-        ],
-    )
+    # The setting was checked when the pipeline was configured; the labels artifact is noisy-labels' own.
+    rate = resolve_forget_rate(forget_rate, NoisyLabels.read_summary(labels.path)["forget_rate_from_noise"])
+    call_stage("coteach", coteach, dataset=dataset, train_labels=labels.path, train_mask=masks.path,
+               method=method, recipe=recipe, seed=seed, epochs=epochs or None, batch_size=batch_size or None,
+               lr=lr or None, forget_rate=rate, cnn_width=cnn_width or None, subset_per_class=subset_per_class,
+               subset_seed=subset_seed, test_subset_per_class=test_per_class, test_subset_seed=subset_seed,
+               progress=False, out=run.path)

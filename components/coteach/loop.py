@@ -61,7 +61,7 @@ from ..common import training
 from ..common.errors import InputError
 from . import checkpoint, method
 from .model import build_pair
-from .recipes import DEFAULT_RECIPE, Recipe, check_recipe, is_due, resolve_recipe, trained_epochs
+from .recipes import Recipe, check_recipe, is_due, trained_epochs
 
 log = logging.getLogger(__name__)
 
@@ -79,21 +79,22 @@ CURVE_KEYS = ("epoch", *SCORE_KEYS, *EPOCH_KEYS[1:])
 # ================================================================================================
 
 def check_keep_mask(mask: np.ndarray, n_view: int, source: str, *, recipe: Recipe | None = None,
-                    full_split: int | None = None) -> np.ndarray:
+                    whole_split: int | None = None) -> np.ndarray:
     """Validates a keep-mask against the train view; returns it as bool (N,).
 
     Raises :class:`InputError` naming ``source`` for: a non-bool dtype, a wrong shape or
-    length (mentioning a whole-split mask when ``full_split`` matches), no kept row, or
-    fewer kept rows than one batch when the recipe drops the last incomplete batch.
+    length (saying which lengths are accepted when the view is a subset of a ``whole_split``
+    of that many rows), no kept row, or fewer kept rows than one batch when the recipe drops
+    the last incomplete batch.
     """
     mask = np.asarray(mask)
     if mask.dtype != np.bool_:
         raise InputError(source, "train_mask", f"expected dtype bool (True = keep), got {mask.dtype}")
     if mask.ndim != 1 or len(mask) != n_view:
         hint = ""
-        if full_split is not None and mask.ndim == 1 and len(mask) == full_split != n_view:
-            hint = (f" (it matches the whole split of {full_split}: was it made without the same "
-                    "--subset-per-class/--subset-seed?)")
+        if whole_split is not None and whole_split != n_view:
+            hint = (f" (a subset of the whole split's {whole_split} rows; a mask of either length is accepted: "
+                    "was it made with other `subset_per_class`/`subset_seed`?)")
         raise InputError(source, "train_mask",
                          f"has shape {mask.shape}, the train view has {n_view} rows{hint}")
     kept = int(mask.sum())
@@ -101,7 +102,7 @@ def check_keep_mask(mask: np.ndarray, n_view: int, source: str, *, recipe: Recip
         raise InputError(source, "train_mask", "keeps no example")
     if recipe is not None and recipe.drop_last and kept < recipe.batch_size:
         raise InputError(source, "train_mask", f"keeps {kept} examples, fewer than one batch of "
-                         f"{recipe.batch_size}; every epoch would be empty (lower --batch-size)")
+                         f"{recipe.batch_size}; every epoch would be empty (lower `batch_size`)")
     return mask
 
 
@@ -123,7 +124,7 @@ def check_arrays(train_images, given_labels, test_images, test_labels, true_labe
 def check_stop_after(stop_after: int | None) -> None:
     """``stop_after`` counts epochs to have trained in total: None (all) or at least 1."""
     if stop_after is not None and stop_after < 1:
-        raise InputError("--stop-after", "", f"must be >= 1 (epochs trained in total), got {stop_after}")
+        raise InputError("stop_after", "", f"must be >= 1 (epochs trained in total), got {stop_after}")
 
 
 # ================================================================================================
@@ -428,39 +429,41 @@ def train_coteaching(
     test_images: np.ndarray,
     test_labels: np.ndarray,
     *,
+    recipe: Recipe,
+    seed: int,
+    device: torch.device,
     keep: np.ndarray | None = None,
     true_labels: np.ndarray | None = None,
     test_exact: np.ndarray | None = None,
-    recipe: Recipe | None = None,
-    seed: int = 1,
     num_classes: int | None = None,
-    device: torch.device | None = None,
     resume: dict | None = None,
     resume_source: str = "checkpoint",
     write_checkpoint: Callable[[bytes], None] | None = None,
     write_metrics: Callable[[dict], None] | None = None,
     stop_after: int | None = None,
     metadata: dict | None = None,
-    progress: bool = True,
+    progress: bool,
 ) -> CoTeachResult:
     """Trains two Co-Teaching networks on the kept rows, scoring them on the test set as the recipe says.
+
+    The settings have no defaults here: :func:`..coteach.stage.coteach` holds them.
 
     Args:
         train_images: (N, 32, 32, 3) uint8 train view, ImageFolder order.
         given_labels: (N,) int given (noisy) labels; the networks train on these.
         test_images: (M, 32, 32, 3) uint8 test images.
         test_labels: (M,) int test labels.
+        recipe: Hyperparameters, including when to score the test set (``eval_every``) and
+            when to save (``checkpoint_every``).
+        seed: Seeds the init (:func:`~.model.build_pair`), batch order, augmentation and
+            dropout, each from its own stream.
+        device: Where to train.
         keep: (N,) bool, True = train on the row; None = all rows (plain Co-Teaching).
         true_labels: (N,) int dataset labels (ground truth for the seed's CIFAR-10); only
             the ``feb2020``/``jair2021`` class-weight rules read them.
         test_exact: (M,) bool rows with the official pixels (``Split.exact``) or None
             (then the exact-subset accuracies are None).
-        recipe: Hyperparameters (default ``feb2020``), including when to score the test set
-            (``eval_every``) and when to save (``checkpoint_every``).
-        seed: Seeds the init (:func:`~.model.build_pair`), batch order, augmentation and
-            dropout, each from its own stream.
         num_classes: K (default ``max label + 1``).
-        device: Where to train (default: the GPU when there is one).
         resume: A checkpoint dict (:func:`.checkpoint.load_checkpoint`) to continue from;
             its settings must equal this run's (:func:`.checkpoint.check_resume`).
         resume_source: Name of the checkpoint in error messages.
@@ -478,10 +481,8 @@ def train_coteaching(
         The metrics (``complete`` False if stopped early) and the two networks.
     """
     setup_start = time.perf_counter()
-    recipe = recipe or resolve_recipe(DEFAULT_RECIPE)
     check_recipe(recipe)
     check_stop_after(stop_after)
-    device = device or training.select_device("auto")
     precision = effective_precision(recipe, device)
     given_labels = np.asarray(given_labels, dtype=np.int64)
     test_labels = np.asarray(test_labels, dtype=np.int64)

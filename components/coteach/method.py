@@ -33,7 +33,6 @@ from ..common import training
 from ..common.errors import InputError
 from .recipes import CLASS_WEIGHT_RULES
 
-
 # ================================================================================================
 # Schedules and weights
 # ================================================================================================
@@ -115,11 +114,11 @@ def class_weights(
     if rule == "none":
         return None
     if rule not in CLASS_WEIGHT_RULES:
-        raise InputError("--class-weights", "", f"unknown rule {rule!r}; choose from {CLASS_WEIGHT_RULES}")
+        raise InputError("class_weights", "", f"unknown rule {rule!r}; choose from {CLASS_WEIGHT_RULES}")
     if keep is None:
         return None
     if rule in ("feb2020", "jair2021") and true_labels is None:
-        raise InputError("--class-weights", "", f"rule {rule} needs the dataset's (true) labels")
+        raise InputError("class_weights", "", f"rule {rule} needs the dataset's (true) labels")
     numerator_labels = given_labels if rule == "given" else true_labels
     denominator_labels = true_labels if rule == "feb2020" else given_labels
     numerator = np.bincount(numerator_labels, minlength=num_classes).astype(np.float64)
@@ -130,7 +129,7 @@ def class_weights(
         k = int(undefined[0])
         raise InputError(source, "class weights", f"rule {rule}: no kept example counts for class {k} "
                          f"but {int(np.sum(given_labels[keep] == k))} kept rows are given label {k}; "
-                         "use --class-weights given or none")
+                         "use `class_weights` given or none")
     ratio = np.floor_divide if rule == "feb2020" else np.true_divide
     weights = np.where(denominator > 0, ratio(numerator, np.maximum(denominator, 1)), 0.0)
     return weights.astype(np.float32)

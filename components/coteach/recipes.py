@@ -174,10 +174,10 @@ RECIPE_NAMES = tuple(RECIPES)
 SAVE_ONLY_FIELDS = ("checkpoint_every",)
 
 
-def resolve_recipe(name: str = DEFAULT_RECIPE, **overrides) -> Recipe:
-    """The named recipe with the non-None ``overrides`` (flag values) applied and checked."""
+def resolve_recipe(name: str, **overrides) -> Recipe:
+    """The named recipe with the non-None ``overrides`` (the entry point's parameters) applied and checked."""
     if name not in RECIPES:
-        raise InputError("--recipe", "", f"unknown recipe {name!r}; choose from {RECIPE_NAMES}")
+        raise InputError("recipe", "", f"unknown recipe {name!r}; choose from {RECIPE_NAMES}")
     fields = {f.name for f in dataclasses.fields(Recipe)}
     unknown = set(overrides) - fields
     if unknown:
@@ -188,35 +188,35 @@ def resolve_recipe(name: str = DEFAULT_RECIPE, **overrides) -> Recipe:
 
 
 def check_recipe(recipe: Recipe, name: str = "recipe") -> None:
-    """Raises :class:`InputError` (naming the flag) for values the loop cannot run with."""
+    """Raises :class:`InputError` (naming the parameter) for values the loop cannot run with."""
     fr = recipe.forget_rate
     if fr is None:
-        raise InputError("--forget-rate", "", f"recipe {name} has no default forget rate; give one "
+        raise InputError("forget_rate", "", f"recipe {name} has no default forget rate; give one "
                          "(JAIR: noise / 2, i.e. 0.1, 0.2 or 0.3)")
     checks = [
-        ("--forget-rate", 0.0 <= fr < 1.0, f"must lie in [0, 1), got {fr}"),  # False for NaN
+        ("forget_rate", 0.0 <= fr < 1.0, f"must lie in [0, 1), got {fr}"),  # False for NaN
         # c <= 0 would ramp to forget_rate ** c >= 1 (forget every sample; 0 ** -1 divides by 0).
-        ("--exponent", recipe.exponent > 0 and math.isfinite(recipe.exponent),
+        ("exponent", recipe.exponent > 0 and math.isfinite(recipe.exponent),
          f"must be a finite number > 0, got {recipe.exponent}"),
-        ("--epochs", recipe.epochs > recipe.first_epoch,
+        ("epochs", recipe.epochs > recipe.first_epoch,
          f"must exceed the first trained epoch {recipe.first_epoch}, got {recipe.epochs}"),
-        ("--batch-size", recipe.batch_size > 0, f"must be > 0, got {recipe.batch_size}"),
-        ("--lr", recipe.lr > 0 and math.isfinite(recipe.lr), f"must be > 0, got {recipe.lr}"),
-        ("--num-gradual", recipe.num_gradual >= 0, f"must be >= 0, got {recipe.num_gradual}"),
-        ("--epoch-decay-start", recipe.epoch_decay_start >= 0,
+        ("batch_size", recipe.batch_size > 0, f"must be > 0, got {recipe.batch_size}"),
+        ("lr", recipe.lr > 0 and math.isfinite(recipe.lr), f"must be > 0, got {recipe.lr}"),
+        ("num_gradual", recipe.num_gradual >= 0, f"must be >= 0, got {recipe.num_gradual}"),
+        ("epoch_decay_start", recipe.epoch_decay_start >= 0,
          f"must be >= 0, got {recipe.epoch_decay_start}"),
-        ("--mom2", 0.0 <= recipe.mom2 < 1.0, f"must lie in [0, 1), got {recipe.mom2}"),
-        ("--cnn-width", recipe.cnn_width >= 1, f"must be >= 1, got {recipe.cnn_width}"),
-        ("--class-weights", recipe.class_weights in CLASS_WEIGHT_RULES,
+        ("mom2", 0.0 <= recipe.mom2 < 1.0, f"must lie in [0, 1), got {recipe.mom2}"),
+        ("cnn_width", recipe.cnn_width >= 1, f"must be >= 1, got {recipe.cnn_width}"),
+        ("class_weights", recipe.class_weights in CLASS_WEIGHT_RULES,
          f"unknown rule {recipe.class_weights!r}; choose from {CLASS_WEIGHT_RULES}"),
-        ("--eval-every", recipe.eval_every >= 1, f"must be >= 1, got {recipe.eval_every}"),
-        ("--checkpoint-every", recipe.checkpoint_every >= 1, f"must be >= 1, got {recipe.checkpoint_every}"),
-        ("--precision", recipe.precision in PRECISIONS,
+        ("eval_every", recipe.eval_every >= 1, f"must be >= 1, got {recipe.eval_every}"),
+        ("checkpoint_every", recipe.checkpoint_every >= 1, f"must be >= 1, got {recipe.checkpoint_every}"),
+        ("precision", recipe.precision in PRECISIONS,
          f"unknown precision {recipe.precision!r}; choose from {PRECISIONS}"),
     ]
-    for flag, ok, problem in checks:
+    for parameter, ok, problem in checks:
         if not ok:
-            raise InputError(flag, "", problem)
+            raise InputError(parameter, "", problem)
 
 
 def trained_epochs(recipe: Recipe) -> range:

@@ -26,6 +26,7 @@ def fold_train(
     batch_size: int,
     seed: int,
     stratify_by: str,
+    fold_split: str,
     subset_per_class: int,
     subset_seed: int,
     fold_out: Output[Dataset],
@@ -34,34 +35,10 @@ def fold_train(
 
     epochs, batch_size 0 = the architecture's recipe. Uses the GPU when one is visible.
     """
-    from clpipe.components.common.kfp_component import override_flags, run_cli
-    from clpipe.components.fold_train import cli
-    from clpipe.components.common.artifacts import labels_url
+    from clpipe.components.common.cli import call_stage
+    from clpipe.components.fold_train.stage import fold_train
 
-    run_cli(
-        cli.main,
-        [
-            "--dataset",
-            dataset,
-            "--labels",
-            labels_url(labels.path),
-            "--fold",
-            fold,
-            "--n-folds",
-            n_folds,
-            "--arch",
-            arch,
-            "--seed",
-            seed,
-            "--stratify-by",
-            stratify_by,
-            "--subset-per-class",
-            subset_per_class,
-            "--subset-seed",
-            subset_seed,
-            *override_flags({"--epochs": epochs, "--batch-size": batch_size}),
-            "--no-progress",
-            "--out",
-            fold_out.path,
-        ],
-    )
+    call_stage("fold-train", fold_train, dataset=dataset, labels=labels.path, fold=fold,
+               n_folds=n_folds, arch=arch, epochs=epochs or None, batch_size=batch_size or None, seed=seed,
+               stratify_by=stratify_by, fold_split=fold_split, subset_per_class=subset_per_class,
+               subset_seed=subset_seed, progress=False, out=fold_out.path)

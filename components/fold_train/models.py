@@ -19,9 +19,10 @@ import torchvision
 from torch import nn
 
 from ..common.errors import InputError
+from .recipes import ARCHS
 
+#: Channel widths of the three conv groups of each airbench network (:data:`~.recipes.ARCHS`).
 AIRBENCH_WIDTHS = {"airbench94": (64, 256, 256), "airbench-tiny": (16, 32, 32)}
-ARCHS = ("resnet50", *AIRBENCH_WIDTHS)
 
 
 class _BatchNorm(nn.BatchNorm2d):
@@ -109,4 +110,4 @@ def build_model(arch: str, num_classes: int) -> nn.Module:
         return torchvision.models.resnet50(weights=None, num_classes=num_classes)
     if arch in AIRBENCH_WIDTHS:
         return AirbenchNet(num_classes, AIRBENCH_WIDTHS[arch])
-    raise InputError("--arch", "", f"unknown architecture {arch!r}; choose from {ARCHS}")
+    raise InputError("arch", "", f"unknown architecture {arch!r}; choose from {ARCHS}")

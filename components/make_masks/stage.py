@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from typing import Literal
 
+from ..common import storage
 from ..common.artifacts import Masks, PredProbs
 from ..common.datasets import ALL_ROWS, SUBSET_SEED, Split, open_split, subset_rows
 from ..common.errors import InputError
@@ -64,6 +65,8 @@ def make_masks(
     logic.check_compat(compat)
     if dataset is not None:
         review.check_issue_method(issue_method, chosen)
+    inputs = [labels, pred_probs] if dataset is None else [labels, pred_probs, dataset]
+    storage.check_output(out, stage=Masks.STAGE, inputs=inputs)
     probs_url = PredProbs.file_url(pred_probs)
     probs = PredProbs.read_array(probs_url)
     given = load_labels_in_file_order(labels, probs.shape[1])
@@ -87,7 +90,7 @@ def make_masks(
         summary.update(classes=list(view.classes), issue_method=issue_method,
                        n_label_issues=int(result.review.label_issues.columns["is_label_issue"].sum()),
                        dataset=dataset, dataset_fingerprint=view.fingerprint())
-    result.write(out)
+    result.write(out, inputs)
     for method, counts in summary["methods"].items():
         log.info("%-16s kept %6d removed %6d", method, counts["kept"], counts["removed"])
     log.info("wrote %s (%s) in %.2f s", out, summary["semantics"], time.perf_counter() - started)

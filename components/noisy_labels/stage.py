@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 
+from ..common import storage
 from ..common.artifacts import NoisyLabels
 from ..common.conditions import Condition
 from ..common.datasets import open_split
@@ -54,11 +55,13 @@ def noisy_labels(
     """
     chosen = _condition(condition, {"name": name, "noise": noise, "sparsity": sparsity, "seed": seed,
                                     "labels": labels})
+    inputs = [dataset, *([chosen.labels] if chosen.labels else [])]
+    storage.check_output(out, stage=NoisyLabels.STAGE, inputs=inputs)
     split = open_split(dataset, "train")
     given = load_labels(chosen.labels, split) if chosen.labels else None
     result = logic.make_condition_labels(chosen, split.labels, split.num_classes, given)
     result.summary.update(dataset=dataset, classes=list(split.classes), dataset_fingerprint=split.fingerprint())
-    result.write(out)
+    result.write(out, inputs)
     log.info("condition %s: %s labels, realised noise rate %.4f (trace %s)", chosen.name,
              "generated" if chosen.generated else "given", result.summary["realised_noise_rate"],
              result.summary["trace"])

@@ -1,11 +1,13 @@
 """``clpipe report``: one condition's results, and the benchmark report over all conditions.
 
 - ``condition``: join one condition's stage outputs (noisy-labels, fold combiner or given
-  pred_probs, make-masks, one coteach run per method) into ``--out DIR/condition.json``.
+  pred_probs, make-masks, one coteach run per method) into ``--out DIR/condition.json``;
+  with ``--dataset``, the masks are also scored against the dataset's labels.
 - ``render``: lay out the ``condition.json`` of every condition like the paper's Table 2
   and write ``--out DIR``: ``report.md``, ``report.html`` (self-contained), ``results.csv``
-  (one row per condition and method), ``results.json`` (the condition records) and the
-  figures ``plots/*.png``.
+  (one row per condition and Co-Teaching run), ``detection.csv`` (one row per condition and
+  mask: label errors found, precision, recall), ``results.json`` (the condition records) and
+  the figures ``plots/*.png``.
 
 Examples:
   clpipe report condition --labels runs/labels --pred-probs runs/cv --masks runs/masks \\
@@ -21,9 +23,14 @@ import os
 import sys
 from collections.abc import Sequence
 
+import numpy as np
+
 from ..common import cli, storage
+from ..common.artifacts import labels_url
+from ..common.datasets import open_split, subset_rows
 from ..common.errors import InputError
-from . import logic
+from ..common.labels import load_labels
+from . import detection, logic
 
 CONDITION_FILE = "condition.json"
 PLOTS_DIR = "plots"
@@ -41,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--pred-probs", required=True, help="combine-folds (or given-pred-probs) output directory"
     )
     cond.add_argument("--masks", required=True, help="make-masks output directory")
+    cond.add_argument("--dataset", help="the dataset: its labels score the masks against the real errors "
+                                        "(omit to skip that)")
+    cli.add_subset_arguments(cond)
     cond.add_argument("--out", required=True, help="output directory (path or URL)")
     render = sub.add_parser("render", help="the Table-2 report over all conditions")
     render.add_argument(
@@ -53,8 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+CONDITION_STAGE = "report condition"
+RENDER_STAGE = "report render"
+
+
 def _summary(directory: str, name: str) -> dict:
-    data = storage.load_json(storage.join(directory, name))
+    data = storage.open_output(directory).load_json(name)
     if not isinstance(data, dict):
         raise InputError(storage.join(directory, name), "", "expected a JSON object")
     return data
@@ -65,21 +79,48 @@ def read_condition(directory: str) -> dict:
     return _summary(directory, CONDITION_FILE)
 
 
+def read_detection(dataset: str, labels_dir: str, masks_dir: str, masks: dict, per_class: int, seed: int) -> dict:
+    """The masks of ``masks_dir`` scored against the real errors (given label != dataset label).
+
+    The masks describe the whole train split (label errors found at full scale) or the class-stratified
+    subset the cross-validation trained on (``per_class``, ``seed``); the given labels are the whole
+    split's (noisy-labels' ``labels.npy``).
+    """
+    split = open_split(dataset, "train")
+    given = load_labels(labels_url(labels_dir), split)
+    n = masks["n_examples"]
+    rows = np.arange(len(split)) if n == len(split) else subset_rows(split.labels, per_class, seed)
+    if len(rows) != n:
+        raise InputError(masks_dir, "n_examples", f"{n} rows: neither the whole split of {dataset} "
+                         f"({len(split)}) nor its subset of {per_class} per class ({len(rows)})")
+    keep = {m: storage.load_npy(storage.join(masks_dir, f"train_pruned_{m}", "train_mask.npy"), field="train_mask")
+            for m in masks["methods"]}
+    return detection.detection(given[rows], split.labels[rows], keep, split.classes, source=masks_dir)
+
+
 def _condition(args: argparse.Namespace) -> None:
+    inputs = [args.labels, args.pred_probs, args.masks, *args.runs]
+    storage.check_output(args.out, stage=CONDITION_STAGE, inputs=inputs)
     sources = {
         "labels": args.labels,
         "pred_probs": args.pred_probs,
         "masks": args.masks,
         **{f"runs/{i}": run for i, run in enumerate(args.runs)},
     }
+    masks = _summary(args.masks, "summary.json")
+    found = None
+    if args.dataset:
+        found = read_detection(args.dataset, args.labels, args.masks, masks, args.subset_per_class,
+                               args.subset_seed)
     result = logic.condition_result(
         _summary(args.labels, "summary.json"),
         _summary(args.pred_probs, "summary.json"),
-        _summary(args.masks, "summary.json"),
+        masks,
         [_summary(run, "metrics.json") for run in args.runs],
         sources=sources,
+        detection=found,
     )
-    with storage.staged_output(args.out) as tmp:
+    with storage.staged_output(args.out, stage=CONDITION_STAGE, inputs=inputs) as tmp:
         storage.save_json(os.path.join(tmp, CONDITION_FILE), result)
     cli.log.info(
         "condition %s: %d runs (%s)",
@@ -89,7 +130,7 @@ def _condition(args: argparse.Namespace) -> None:
     )
 
 
-def write_report(results: Sequence[dict], out: str) -> str:
+def write_report(results: Sequence[dict], out: str, inputs: Sequence[str] = ()) -> str:
     """Writes the report directory; returns ``report.md``'s text."""
     from . import plots
 
@@ -101,7 +142,7 @@ def write_report(results: Sequence[dict], out: str) -> str:
         f"{PLOTS_DIR}/{name}": "data:image/png;base64," + base64.b64encode(png).decode()
         for name, png in figures.items()
     }
-    with storage.staged_output(out) as tmp:
+    with storage.staged_output(out, stage=RENDER_STAGE, inputs=inputs) as tmp:
         for name, png in figures.items():
             storage.write_bytes(os.path.join(tmp, PLOTS_DIR, name), png)
         storage.write_bytes(os.path.join(tmp, "report.md"), markdown.encode())
@@ -109,12 +150,17 @@ def write_report(results: Sequence[dict], out: str) -> str:
         storage.write_bytes(
             os.path.join(tmp, "results.csv"), logic.results_csv(logic.result_rows(ordered)).encode()
         )
+        storage.write_bytes(
+            os.path.join(tmp, "detection.csv"),
+            detection.detection_csv(detection.detection_rows(ordered)).encode(),
+        )
         storage.save_json(os.path.join(tmp, "results.json"), list(ordered))
     return markdown
 
 
 def _render(args: argparse.Namespace) -> None:
-    markdown = write_report([read_condition(d) for d in args.conditions], args.out)
+    storage.check_output(args.out, stage=RENDER_STAGE, inputs=args.conditions)
+    markdown = write_report([read_condition(d) for d in args.conditions], args.out, args.conditions)
     cli.log.info("report of %d conditions: %s", len(args.conditions), storage.join(args.out, "report.html"))
     if args.print:
         print(markdown, file=sys.stdout)

@@ -7,6 +7,9 @@ from ..common.kfp_component import stage_component
 
 @stage_component("cpu")
 def condition_results(
+    dataset: str,
+    subset_per_class: int,
+    subset_seed: int,
     labels: Input[Dataset],
     pred_probs_uri: str,
     masks: Input[Dataset],
@@ -17,6 +20,8 @@ def condition_results(
 ):
     """One condition's record (clpipe report condition), its metrics and out-of-sample confusion matrix.
 
+    The record scores the masks against the dataset's labels (label errors found, precision,
+    recall); subset_per_class and subset_seed name the subset that cross-validation trained on.
     The confusion matrix is of the cross-validated (or given) predictions vs the given labels.
     """
     from clpipe.components.common.kfp_component import run_cli
@@ -32,6 +37,12 @@ def condition_results(
             pred_probs_uri,
             "--masks",
             masks.path,
+            "--dataset",
+            dataset,
+            "--subset-per-class",
+            subset_per_class,
+            "--subset-seed",
+            subset_seed,
             "--out",
             result.path,
             *[r.path for r in runs],

@@ -20,13 +20,13 @@ on the test set, the JAIR rule) and the accuracy on the exact-pixel test rows.
 from __future__ import annotations
 
 import csv
-import html
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..common.errors import InputError
 from ..common.methods import CL_METHODS, NO_PRUNING, RUN_NAMES
+from . import detection
 
 #: Method ids in table order (the seed's folder names) with the paper's row names.
 METHOD_NAMES: Mapping[str, str] = RUN_NAMES
@@ -54,6 +54,7 @@ CSV_FIELDS = (
     "sparsity",
     "seed",
     "labels",
+    "labels_url",
     "realised_noise_rate",
     "pred_probs_source",
     "oos_accuracy",
@@ -90,6 +91,7 @@ def condition_result(
     runs: Sequence[Mapping],
     *,
     sources: Mapping[str, str],
+    detection: Mapping | None = None,
 ) -> dict:
     """One condition's record (the ``condition.json`` of ``clpipe report condition``).
 
@@ -100,6 +102,8 @@ def condition_result(
         runs: The Co-Teaching ``metrics.json`` of each method (any order).
         sources: Where each came from (keys ``labels``, ``pred_probs``, ``masks`` and
             ``runs/<i>``), for error messages and provenance.
+        detection: The masks scored against the real errors (:func:`.detection.detection`),
+            or None when the dataset's labels were not given.
 
     Raises:
         InputError: a summary lacks a field, two runs train the same method, a run trains a
@@ -112,6 +116,9 @@ def condition_result(
     )
     _require(pred_probs, ("n_examples", "accuracy", "confusion_matrix"), sources["pred_probs"])
     _require(masks, ("n_examples", "methods"), sources["masks"])
+    if detection is not None and detection["n_examples"] != masks["n_examples"]:
+        raise InputError(sources["masks"], "n_examples",
+                         f"{masks['n_examples']} rows, but the detection record has {detection['n_examples']}")
     if masks["n_examples"] != pred_probs["n_examples"]:
         raise InputError(
             sources["masks"],
@@ -140,6 +147,7 @@ def condition_result(
         "pred_probs": {**pred_probs, "source": pred_probs.get("source", "cross-validation")},
         "masks": dict(masks),
         "runs": ordered,
+        "detection": None if detection is None else dict(detection),
         "sources": dict(sources),
     }
 
@@ -202,7 +210,8 @@ def result_rows(results: Iterable[Mapping]) -> list[dict]:
                     "noise": c["noise"],
                     "sparsity": c["sparsity"],
                     "seed": c["seed"],
-                    "labels": c["labels"] or "generated",
+                    "labels": "given" if c["labels"] else "generated",
+                    "labels_url": c["labels"],
                     "realised_noise_rate": labels["realised_noise_rate"],
                     "pred_probs_source": result["pred_probs"]["source"],
                     "oos_accuracy": result["pred_probs"]["accuracy"],
@@ -356,7 +365,7 @@ def protocol_markdown(results: Iterable[Mapping]) -> str:
         labels_seed = "given" if r["condition"]["labels"] else r["condition"]["seed"]
         fold_seed = "-" if t.get("seed") is None else t["seed"]
         seeds = f"labels {labels_seed}, folds {fold_seed}, Co-Teaching {first.get('seed', '-')}"
-        examples = f"{r['masks']['n_examples']} / {first.get('n_test', '-')}"
+        examples = f"{first.get('n_view', r['masks']['n_examples'])} / {first.get('n_test', '-')}"
         lines.append(f"| {r['condition']['name']} | {cv} | {r['masks'].get('semantics', '-')} | {coteach} | "
                      f"{seeds} | {examples} |")
     return "\n".join(lines)
@@ -392,46 +401,156 @@ def cost_markdown(results: Iterable[Mapping]) -> str:
     return "\n".join(lines)
 
 
+def trained(results: Iterable[Mapping]) -> list[Mapping]:
+    """The condition records with at least one Co-Teaching run (the accuracy tables' columns)."""
+    return [r for r in sort_results(results) if r["runs"]]
+
+
+def _percent_range(values: Sequence[float]) -> str:
+    low, high = min(values), max(values)
+    return f"{low:.0%}" if round(low, 2) == round(high, 2) else f"{low:.0%} to {high:.0%}"
+
+
+def _condition_phrase(result: Mapping) -> str:
+    c = result["condition"]
+    labels = "published labels" if c["labels"] else "generated labels"
+    noise = noise_label(c["noise"], result["labels"]["realised_noise_rate"])
+    return f"{c['name']} ({labels}, {noise} noise, sparsity {c['sparsity']:g})"
+
+
+def _detection_sentence(result: Mapping) -> str:
+    d = result["detection"]
+    found = [d["methods"][m] for m in CL_METHODS if m in d["methods"]]
+    removed = [m["removed"] for m in found]
+    precision = [m["precision"] for m in found if m["precision"] is not None]
+    recall = [m["recall"] for m in found if m["recall"] is not None]
+    sentence = (f"{_condition_phrase(result)}: {d['real_errors']:,} of the {d['n_examples']:,} given labels are "
+                f"wrong. The {len(found)} confident-learning methods removed {min(removed):,} to {max(removed):,} "
+                "labels")
+    if precision and recall:
+        sentence += (f"; {_percent_range(precision)} of the removed labels were real errors (precision) and "
+                     f"they found {_percent_range(recall)} of all real errors (recall)")
+    for method in (m for m in result["runs"] if m in d["methods"]):
+        m = d["methods"][method]
+        sentence += (f". {method_name(method)}, trained on below, removed {m['removed']:,}: {m['errors_removed']:,} "
+                     f"real errors (precision {m['precision']:.3f}, recall {m['recall']:.3f})")
+    return sentence + "."
+
+
+def _training_sentence(result: Mapping) -> str | None:
+    runs = result["runs"]
+    if NO_PRUNING not in runs or not any(m in runs for m in CL_METHODS):
+        return None
+    base = runs[NO_PRUNING]
+    c = result["condition"]
+    k = len(result["labels"].get("classes") or []) or None
+    parts = []
+    for method in (m for m in CL_METHODS if m in runs):
+        run = runs[method]
+        gap = run["final"]["test_acc"] - base["final"]["test_acc"]
+        parts.append(f"Co-Teaching on the {run.get('n_train', '?'):,} rows {method_name(method)} kept "
+                     f"reached {run['final']['test_acc']:.3f} test accuracy, against {base['final']['test_acc']:.3f} "
+                     f"on all {base.get('n_train', '?'):,} noisy labels: {100 * gap:+.1f} points")
+    text = (f"{c['name']}, {base.get('n_view', base.get('n_train')):,} training images, "
+            f"{base.get('epochs_done')} epochs, {base.get('n_test')} test images: " + "; ".join(parts))
+    if k:
+        text += f" (chance: {1 / k:.3f})"
+    paper = [(m, paper_accuracy(m, c["noise"], c["sparsity"])) for m in runs]
+    paper = [(m, a) for m, a in paper if a is not None]
+    if paper:
+        text += ("; the paper, training 250 epochs on all 50,000 images: "
+                 + ", ".join(f"{method_name(m)} {a:.3f}" for m, a in paper))
+    return text + "."
+
+
+def summary_markdown(results: Sequence[Mapping]) -> str:
+    """What the run found, in words: the report's first lines and what ``clpipe run`` prints first."""
+    ordered = sort_results(results)
+    parts = []
+    found = [r for r in ordered if r.get("detection")]
+    if found:
+        parts.append("**Finding label errors** (removed labels scored against the dataset's true labels):")
+        parts += [f"- {_detection_sentence(r)}" for r in found]
+    sentences = [t for t in (_training_sentence(r) for r in ordered) if t]
+    if sentences:
+        parts += ["", ("**Training on the cleaned labels** (test accuracy of the better Co-Teaching network at "
+                       "the final epoch):")]
+        parts += [f"- {t}" for t in sentences]
+    return "\n".join(parts)
+
+
+def headline_markdown(results: Sequence[Mapping]) -> str:
+    """The summary and the two tables it rests on: label errors found, and test accuracy."""
+    ordered = sort_results(results)
+    parts = [summary_markdown(ordered), ""]
+    if detection.with_detection(ordered):
+        parts += ["## Label errors found", "", detection.detection_markdown(ordered), ""]
+    runs = trained(ordered)
+    if runs:
+        parts += [
+            "## Test accuracy (Table 2 layout)",
+            "",
+            (
+                "Cells: our test accuracy of the better Co-Teaching network at the final epoch (the paper's "
+                "rule); in parentheses the paper's value where the condition is one of its columns "
+                f"({PAPER_SOURCE}). "
+                "Small runs (subsets, few epochs) are comparable in layout, not in value."
+            ),
+            "",
+            table2_markdown(runs),
+            "",
+        ]
+    return "\n".join(parts)
+
+
+def _per_class_sections(results: Sequence[Mapping]) -> list[str]:
+    """Per class, for each trained CL method: real errors and how many the method removed."""
+    parts = []
+    for r in detection.with_detection(results):
+        for method in (m for m in CL_METHODS if m in r["runs"] and m in r["detection"]["methods"]):
+            parts += [f"### Per class: {r['condition']['name']}, {method_name(method)}", "",
+                      detection.per_class_markdown(r, method), ""]
+    return parts
+
+
 def report_markdown(results: Sequence[Mapping], figures: Sequence[tuple[str, str]]) -> str:
-    """The whole report: the Table-2 layout, the conditions table and links to the figures."""
+    """The whole report: what was found in words, the two main tables, then details and figures."""
+    ordered = sort_results(results)
+    runs = trained(ordered)
     parts = [
         "# clpipe results: confident learning + Co-Teaching on CIFAR-10",
         "",
-        "## Test accuracy (Table 2 layout)",
-        "",
-        (
-            "Cells: our test accuracy of the better Co-Teaching network at the final epoch (the paper's "
-            "rule); in parentheses the paper's value where the condition is one of its columns "
-            f"({PAPER_SOURCE}). "
-            "Small runs (subsets, few epochs) are comparable in layout, not in value."
-        ),
-        "",
-        table2_markdown(results),
-        "",
-        _test_set_sentence(results),
-        "",
-        "### Difference to the paper (ours - paper)",
-        "",
-        difference_markdown(results),
-        "",
-        "### On the exact test images",
-        "",
-        exact_markdown(results),
-        "",
-        "The best epoch's accuracy (selected on the test set, the JAIR rule, optimistic) is in results.csv, "
-        "never in these tables.",
-        "",
+        headline_markdown(ordered),
+        *_per_class_sections(ordered),
+    ]
+    if runs:
+        parts += [
+            _test_set_sentence(runs),
+            "",
+            "### Difference to the paper (ours - paper)",
+            "",
+            difference_markdown(runs),
+            "",
+            "### On the exact test images",
+            "",
+            exact_markdown(runs),
+            "",
+            ("The best epoch's accuracy (selected on the test set, the JAIR rule, optimistic) is in results.csv, "
+             "never in these tables."),
+            "",
+        ]
+    parts += [
         "## Conditions",
         "",
-        conditions_markdown(results),
+        conditions_markdown(ordered),
         "",
         "## Protocol",
         "",
-        protocol_markdown(results),
+        protocol_markdown(ordered),
         "",
         "## Cost",
         "",
-        cost_markdown(results),
+        cost_markdown(ordered),
         "",
     ]
     if figures:
@@ -461,53 +580,32 @@ def report_metrics(results: Iterable[Mapping]) -> dict[str, float]:
     }
 
 
+#: Style of the HTML report: readable tables, images no wider than the page.
+HTML_STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:75em;line-height:1.4}"
+    "table{border-collapse:collapse;font-size:13px;margin:0.5em 0 1em}"
+    "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+    "img{max-width:100%}"
+)
+
+
 def report_html(markdown: str, images: Mapping[str, str]) -> str:
     """A self-contained HTML page of :func:`report_markdown`'s output (KFP UI, browsers).
 
-    Understands exactly what this module writes: ``#``/``##`` headings, paragraphs, pipe
-    tables and ``![title](file)`` images, the latter replaced by ``images[file]`` (a data URI).
+    Rendered by markdown-it-py (CommonMark plus tables; the report's own ``<br>`` in column titles
+    passes through), with each image's file replaced by ``images[file]`` (a data URI).
     """
-    body: list[str] = []
-    table: list[list[str]] = []
+    from markdown_it import MarkdownIt
 
-    def flush_table() -> None:
-        if table:
-            head, rows = table[0], table[2:]
-            body.append(
-                "<table><thead><tr>"
-                + "".join(f"<th>{c}</th>" for c in head)
-                + "</tr></thead><tbody>"
-                + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-                + "</tbody></table>"
-            )
-            table.clear()
-
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            table.append(
-                [html.escape(c.strip()).replace("&lt;br&gt;", "<br>") for c in line.strip("|").split("|")]
-            )
-            continue
-        flush_table()
-        if line.startswith("## "):
-            body.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.startswith("# "):
-            body.append(f"<h1>{html.escape(line[2:])}</h1>")
-        elif line.startswith("!["):
-            title, path = line[2:].rstrip(")").split("](")
-            body.append(
-                f'<figure><img src="{images.get(path, path)}" alt="{html.escape(title)}">'
-                f"<figcaption>{html.escape(title)}</figcaption></figure>"
-            )
-        elif line.strip():
-            body.append(f"<p>{html.escape(line)}</p>")
-    flush_table()
-    style = (
-        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
-        "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
-        "img{max-width:100%}"
-    )
+    md = MarkdownIt("commonmark", {"html": True}).enable("table")
+    tokens = md.parse(markdown)
+    for token in tokens:
+        for child in token.children or ():
+            if child.type == "image":
+                src = str(child.attrGet("src"))
+                child.attrSet("src", images.get(src, src))
+    body = md.renderer.render(tokens, md.options, {})
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>clpipe report</title>"
-        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+        "<!doctype html><html><head><meta charset='utf-8'><title>clpipe report</title>"
+        f"<style>{HTML_STYLE}</style></head><body>\n{body}</body></html>\n"
     )

@@ -19,6 +19,21 @@ import numpy as np
 from ..common.methods import CL_METHODS
 from .logic import method_name, removed_count
 
+#: The paper's subscripted row names as matplotlib mathtext (the Markdown tables keep the plain text).
+_MATHTEXT = {"C_{ỹ,y*}": r"$C_{\tilde{y},y^*}$", "C_confusion": r"$C_{\mathrm{confusion}}$"}
+
+
+def plot_name(method: str) -> str:
+    """A method's paper name for a figure, subscripts typeset."""
+    name = method_name(method)
+    for plain, typeset in _MATHTEXT.items():
+        name = name.replace(plain, typeset)
+    return name
+
+
+def _classes(result: Mapping) -> list[str]:
+    return list(result["labels"].get("classes") or result["pred_probs"].get("classes") or [])
+
 
 def _pyplot():
     import matplotlib
@@ -46,12 +61,18 @@ def _grid(n: int, width: float, height: float):
 
 
 def accuracy_curves(results: Sequence[Mapping]) -> bytes:
+    results = [r for r in results if r["runs"]]
+    if not results:
+        fig, ax = _pyplot().subplots(figsize=(4.5, 1))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no Co-Teaching run in this report", ha="center", va="center")
+        return _png(fig)
     fig, axes = _grid(len(results), 4.5, 3.2)
     for ax, result in zip(axes, results):
         for method, run in result["runs"].items():
             curves = run["curves"]
             acc = np.maximum(curves["test_acc_1"], curves["test_acc_2"])
-            ax.plot(curves.get("epoch", range(1, len(acc) + 1)), acc, marker="o", ms=3, label=method_name(method))
+            ax.plot(curves.get("epoch", range(1, len(acc) + 1)), acc, marker="o", ms=3, label=plot_name(method))
         ax.set_title(result["condition"]["name"], fontsize=10)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy")
@@ -60,11 +81,14 @@ def accuracy_curves(results: Sequence[Mapping]) -> bytes:
     return _png(fig)
 
 
-def _heatmap(ax, matrix: np.ndarray, title: str, xlabel: str, ylabel: str) -> None:
+def _heatmap(ax, matrix: np.ndarray, title: str, xlabel: str, ylabel: str, classes: Sequence[str]) -> None:
     image = ax.imshow(matrix, cmap="viridis", vmin=0)
     ax.set_title(title, fontsize=9)
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
+    if len(classes) == len(matrix):
+        ax.set_xticks(range(len(classes)), classes, rotation=90)
+        ax.set_yticks(range(len(classes)), classes)
     ax.tick_params(labelsize=7)
     ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
 
@@ -81,6 +105,7 @@ def noise_matrices(results: Sequence[Mapping]) -> bytes:
             f"{name}: P(given | true), noise {result['labels']['realised_noise_rate']:.3f}",
             "true label",
             "given label",
+            _classes(result),
         )
         confusion = np.asarray(result["pred_probs"]["confusion_matrix"], dtype=float)
         confusion /= np.maximum(confusion.sum(axis=1, keepdims=True), 1)
@@ -90,22 +115,34 @@ def noise_matrices(results: Sequence[Mapping]) -> bytes:
             f"{name}: out-of-sample argmax | given label (acc. {result['pred_probs']['accuracy']:.3f})",
             "predicted (argmax)",
             "given label",
+            _classes(result),
         )
     fig.tight_layout()
     return _png(fig)
 
 
 def removed_counts(results: Sequence[Mapping]) -> bytes:
+    """Removed labels per method: real errors and correct labels stacked where the dataset's labels scored
+    them, with the number of real errors (or, without a detection record, the expected number) as a line."""
     fig, axes = _grid(len(results), 4.5, 3.2)
     for ax, result in zip(axes, results):
         methods = [m for m in CL_METHODS if m in result["masks"]["methods"]]
-        ax.bar(range(len(methods)), [removed_count(result, m) for m in methods], color="tab:blue")
-        expected = result["labels"]["realised_noise_rate"] * result["masks"]["n_examples"]
-        ax.axhline(expected, ls="--", color="tab:red", label=f"expected wrong labels ≈ {expected:.0f}")
-        ax.set_xticks(
-            range(len(methods)), [method_name(m).removeprefix("CL: ") for m in methods], fontsize=7, rotation=30
-        )
-        ax.set_title(f"{result['condition']['name']} ({result['masks']['n_examples']} examples)", fontsize=10)
+        ticks = range(len(methods))
+        found = result.get("detection")
+        if found:
+            errors = [found["methods"][m]["errors_removed"] for m in methods]
+            correct = [found["methods"][m]["removed"] - e for m, e in zip(methods, errors)]
+            ax.bar(ticks, errors, color="tab:green", label="real errors")
+            ax.bar(ticks, correct, bottom=errors, color="tab:orange", label="correct labels")
+            line, what = found["real_errors"], "real errors in the labels"
+        else:
+            ax.bar(ticks, [removed_count(result, m) for m in methods], color="tab:blue")
+            line = result["labels"]["realised_noise_rate"] * result["masks"]["n_examples"]
+            what = "expected wrong labels"
+        ax.axhline(line, ls="--", color="tab:red", label=f"{what}: {line:,.0f}")
+        ax.set_ylim(0, 1.4 * max([line, *(removed_count(result, m) for m in methods)]))  # room for the legend
+        ax.set_xticks(ticks, [plot_name(m).removeprefix("CL: ") for m in methods], fontsize=7, rotation=30)
+        ax.set_title(f"{result['condition']['name']} ({result['masks']['n_examples']:,} examples)", fontsize=10)
         ax.set_ylabel("removed")
         ax.legend(fontsize=7)
     return _png(fig)
@@ -115,7 +152,7 @@ def removed_counts(results: Sequence[Mapping]) -> bytes:
 FIGURES: tuple[tuple[str, str, Callable[[Sequence[Mapping]], bytes]], ...] = (
     ("accuracy_curves.png", "Test accuracy per epoch", accuracy_curves),
     ("noise_matrices.png", "Noise matrices and out-of-sample confusion matrices", noise_matrices),
-    ("removed_counts.png", "Examples removed per method", removed_counts),
+    ("removed_counts.png", "Labels removed per method (real errors and correct labels)", removed_counts),
 )
 
 

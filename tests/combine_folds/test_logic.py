@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
-
-from clpipe.components.common.errors import InputError
 from clpipe.components.combine_folds import logic
+from clpipe.components.common.errors import InputError
 
 
 def make_folds(n=40, k=3, n_folds=4, seed=0, dtype=np.float32):

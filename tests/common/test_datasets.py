@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-
 from clpipe.components.common import datasets
 from clpipe.components.common.errors import InputError
+
 from tests.conftest import CL_REPRODUCE
 
 

@@ -3,9 +3,9 @@ import json
 
 import numpy as np
 import pytest
-
 from clpipe.components.common import datasets, labels
 from clpipe.components.common.errors import InputError
+
 from tests.conftest import condition_file
 
 

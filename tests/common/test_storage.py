@@ -2,7 +2,6 @@ import os
 
 import numpy as np
 import pytest
-
 from clpipe.components.common import storage
 from clpipe.components.common.errors import InputError
 
@@ -19,34 +18,33 @@ def test_minio_urls_map_to_s3_with_the_endpoint_from_the_environment(monkeypatch
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
     url, options = storage._fs_url("minio://bucket/key")
     assert url == "s3://bucket/key"
-    assert options == {"client_kwargs": {"endpoint_url": "http://127.0.0.1:1"}}
+    assert options["client_kwargs"] == {"endpoint_url": "http://127.0.0.1:1"}
 
 
 def test_staged_output_publishes_nothing_on_failure(tmp_path):
     out = tmp_path / "out"
-    with pytest.raises(RuntimeError):
-        with storage.staged_output(str(out)) as stage:
-            open(os.path.join(stage, "a.txt"), "w").write("half")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), storage.staged_output(str(out), stage="s") as stage:
+        open(os.path.join(stage, "a.txt"), "w").write("half")
+        raise RuntimeError("boom")
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
 
 
-def test_staged_output_replaces_an_older_output(tmp_path):
+def test_staged_output_replaces_an_older_output_of_the_same_stage(tmp_path):
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
-    with storage.staged_output(str(out)) as stage:
+    with storage.staged_output(str(out), stage="s") as stage:
+        storage.write_bytes(os.path.join(stage, "old.txt"), b"old")
+    with storage.staged_output(str(out), stage="s") as stage:
         open(os.path.join(stage, "new.txt"), "w").write("new")
-    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [storage.MANIFEST, "new.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 def test_staged_output_to_an_object_store_url():
-    with storage.staged_output("memory://staged/run1") as stage:
+    with storage.staged_output("memory://staged/run1", stage="s") as stage:
         open(os.path.join(stage, "summary.json"), "w").write("{}")
         open(os.path.join(stage, "data.npy"), "wb").write(storage.npy_bytes(np.ones(3)))
-    assert storage.listdir("memory://staged/run1") == ["data.npy", "summary.json"]
+    assert storage.listdir("memory://staged/run1") == [storage.MANIFEST, "data.npy", "summary.json"]
 
 
 def test_local_copy_caches_remote_files(tmp_path, monkeypatch):
@@ -70,7 +68,7 @@ def test_published_files_get_the_usual_modes(tmp_path):
     old = os.umask(0o022)
     try:
         storage.write_bytes(str(tmp_path / "f.bin"), b"x")
-        with storage.staged_output(str(tmp_path / "out")) as stage:
+        with storage.staged_output(str(tmp_path / "out"), stage="s") as stage:
             storage.write_bytes(os.path.join(stage, "m.json"), b"{}")
     finally:
         os.umask(old)

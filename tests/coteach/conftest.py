@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-
 from clpipe.components.common.datasets import open_split, subset_rows
 from clpipe.components.common.labels import load_labels
 
-from tests.conftest import CIFAR10, SHARED as DATA
+from tests.conftest import CIFAR10
+from tests.conftest import SHARED as DATA
 
 #: Published noisy labels of the 20 % noise, sparsity 0 condition (real seed JSON).
 NOISY_LABELS = (DATA / "cl-reproduce"

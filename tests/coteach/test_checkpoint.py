@@ -5,7 +5,6 @@ import threading
 import numpy as np
 import pytest
 import torch
-
 from clpipe.components.common.errors import InputError
 from clpipe.components.coteach import checkpoint, recipes
 

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from clpipe.components.common.errors import InputError
 from clpipe.components.coteach import method
 

@@ -1,19 +1,26 @@
 """clpipe coteach through its CLI: the metrics contract, resume through an fsspec URL,
 bad input -> exit 2 with nothing written."""
 
+import functools
+import inspect
+import io
 import json
 import shutil
 
 import fsspec
 import numpy as np
 import pytest
-
-from clpipe import cli as clpipe_cli
-from clpipe.components.common.datasets import open_split
+from clpipe.components.common import storage
+from clpipe.components.common.cli import error_line
+from clpipe.components.common.datasets import open_split, subset_rows
+from clpipe.components.common.errors import InputError
 from clpipe.components.common.labels import load_labels
 from clpipe.components.coteach import cli as coteach_cli
+from clpipe.components.coteach import stage
 
-from tests.conftest import CIFAR10, SHARED as DATA
+from clpipe import cli as clpipe_cli
+from tests.conftest import CIFAR10
+from tests.conftest import SHARED as DATA
 
 NOISY_LABELS = (DATA / "cl-reproduce"
                 / "cifar10_noisy_labels__frac_zero_noise_rates__0.0__noise_amount__0.2.json.gz")
@@ -26,7 +33,7 @@ CONTRACT_CURVES = {"test_acc_1", "test_acc_2", "test_exact_acc_1", "test_exact_a
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    """Dataset dir, the published noisy labels (JSON and .npy) and a make-masks-like directory."""
+    """Dataset dir, the published noisy labels (JSON and .npy) and a make-masks output (with its manifest)."""
     if not (CIFAR10 / "cifar10_train.npz").exists() or not NOISY_LABELS.exists():
         pytest.skip(f"shared CIFAR-10 data not found under {DATA}")
     root = tmp_path_factory.mktemp("coteach_inputs")
@@ -34,9 +41,9 @@ def inputs(tmp_path_factory):
     np.save(labels_npy, load_labels(str(NOISY_LABELS), open_split(str(CIFAR10), "train")))
     masks = root / "masks"
     keep = np.random.default_rng(0).random(N_VIEW) >= 0.1
-    for method in ("cl_pbnr", "cl_both"):
-        (masks / f"train_pruned_{method}").mkdir(parents=True)
-        np.save(masks / f"train_pruned_{method}" / "train_mask.npy", keep)
+    with storage.staged_output(str(masks), stage="make-masks") as tmp:
+        for method in ("cl_pbnr", "cl_both"):
+            storage.save_npy(storage.join(tmp, f"train_pruned_{method}", "train_mask.npy"), keep)
     return {"dataset": str(CIFAR10), "labels_json": str(NOISY_LABELS), "labels_npy": str(labels_npy),
             "masks": str(masks), "root": root}
 
@@ -53,7 +60,7 @@ def finished_run(inputs, tmp_path_factory):
 
 @pytest.mark.slow
 def test_output_follows_the_contract(finished_run):
-    assert sorted(p.name for p in finished_run.iterdir()) == ["checkpoint.pt", "metrics.json"]
+    assert sorted(p.name for p in finished_run.iterdir()) == ["checkpoint.pt", "clpipe-manifest.json", "metrics.json"]
     m = json.loads((finished_run / "metrics.json").read_text())
     for key in ("stage", "method", "recipe", "seed", "epochs", "n_train", "n_test", "n_test_exact", "curves",
                 "final", "best", "time_s", "epoch_time_s", "device", "torch_version"):
@@ -114,9 +121,11 @@ def test_a_checkpoint_that_is_not_clpipes_is_refused_in_one_line(inputs, tmp_pat
     import torch
 
     out = tmp_path / "run"
-    out.mkdir()
-    torch.save({"format": 2, "payload": NotTensors()}, out / "checkpoint.pt")
-    before = (out / "checkpoint.pt").read_bytes()
+    malicious = io.BytesIO()
+    torch.save({"format": 2, "payload": NotTensors()}, malicious)
+    # published as a coteach output (with a manifest): a folder without one is refused before any file is read
+    storage.resumable_output(str(out), stage="coteach").publish({"checkpoint.pt": malicious.getvalue()})
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     argv = ["--seed", "3", "--epochs", "3", "--train-labels", inputs["labels_npy"], "--out", str(out), *FAST,
             inputs["dataset"]]
     assert coteach_cli.main(argv) == 2
@@ -126,8 +135,7 @@ def test_a_checkpoint_that_is_not_clpipes_is_refused_in_one_line(inputs, tmp_pat
                 "other than tensors and plain values, so it was not loaded")
     assert errors == [expected]
     assert "weights_only" not in captured.err and "this ran while loading" not in captured.out
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt"]
-    assert (out / "checkpoint.pt").read_bytes() == before
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def _write_mask(inputs, name, array):
@@ -138,12 +146,16 @@ def _write_mask(inputs, name, array):
 
 @pytest.mark.parametrize("case, message", [
     ("short_mask", "train_mask: has shape (999,), the train view has 1000 rows"),
-    ("whole_split_mask", "it matches the whole split of 50000"),
+    ("other_subset_mask", ("train_mask: has shape (2000,), the train view has 1000 rows (a subset of the whole "
+                           "split's 50000 rows; a mask of either length is accepted: was it made with other "
+                           "--subset-per-class/--subset-seed?)")),
+    ("whole_split_mask_empty_in_view", "train_mask: keeps no example"),
     ("int_mask", "train_mask: expected dtype bool"),
     ("empty_mask", "train_mask: keeps no example"),
     ("tiny_mask", "fewer than one batch of 64"),
     ("unknown_method", "--method: unknown method 'pbnr'"),
     ("dir_without_method", "is a directory: pick a mask with --method"),
+    ("method_without_mask", "needs --train-mask"),
     ("missing_method_dir", "train_pruned_argmax/train_mask.npy: not found"),
     ("none_with_mask_file", "'none' trains on all examples"),
     ("unknown_recipe", "--recipe: unknown recipe 'feb2021'"),
@@ -167,8 +179,13 @@ def test_bad_input_exits_2_and_writes_nothing(inputs, tmp_path, capsys, case, me
     if case == "short_mask":
         args["--train-mask"] = _write_mask(inputs, "short.npy", np.ones(999, bool))
         del args["--method"]
-    elif case == "whole_split_mask":
-        args["--train-mask"] = _write_mask(inputs, "whole.npy", np.ones(50000, bool))
+    elif case == "other_subset_mask":
+        args["--train-mask"] = _write_mask(inputs, "other_subset.npy", np.ones(2000, bool))
+        del args["--method"]
+    elif case == "whole_split_mask_empty_in_view":  # cut to the view's rows, it keeps none of them
+        whole = np.ones(50000, bool)
+        whole[subset_rows(open_split(inputs["dataset"], "train").labels, 100, 0)] = False  # FAST's subset
+        args["--train-mask"] = _write_mask(inputs, "whole_empty.npy", whole)
         del args["--method"]
     elif case == "int_mask":
         args["--train-mask"] = _write_mask(inputs, "int.npy", np.ones(N_VIEW, np.int64))
@@ -183,6 +200,8 @@ def test_bad_input_exits_2_and_writes_nothing(inputs, tmp_path, capsys, case, me
         args["--method"] = "pbnr"
     elif case == "dir_without_method":
         del args["--method"]
+    elif case == "method_without_mask":
+        del args["--train-mask"]
     elif case == "missing_method_dir":
         args["--method"] = "argmax"
     elif case == "none_with_mask_file":
@@ -224,9 +243,54 @@ def test_bad_input_exits_2_and_writes_nothing(inputs, tmp_path, capsys, case, me
     ("elsewhere/keep.npy", "argmax", ("elsewhere/keep.npy", "argmax")),
 ])
 def test_resolve_mask(train_mask, method, expected):
-    assert coteach_cli.resolve_mask(train_mask, method) == expected
+    assert stage.resolve_mask(train_mask, method) == expected
 
 
-def test_method_without_mask_is_refused():
-    with pytest.raises(Exception, match="needs --train-mask"):
-        coteach_cli.resolve_mask(None, "cl_pbnr")
+def test_errors_name_parameters_and_the_command_line_names_flags():
+    """The entry point names parameters; a pipeline task shows them as they are, the CLI as flags."""
+    with pytest.raises(InputError) as e:
+        stage.resolve_mask("masks_dir", None)
+    assert (e.value.source, e.value.problem.split(":")[0]) == ("method", "`train_mask` masks_dir is a directory")
+    assert error_line("coteach", e.value).startswith(
+        "ERROR coteach: method: train_mask masks_dir is a directory: pick a mask with method, one of")
+    flags = {"method": "--method", "train_mask": "--train-mask"}
+    assert error_line("coteach", e.value, flags).startswith(
+        "ERROR coteach: --method: --train-mask masks_dir is a directory: pick a mask with --method, one of")
+
+
+@pytest.mark.slow
+def test_a_whole_split_mask_is_cut_to_the_subset_view(inputs, finished_run):
+    """Masks found at full scale serve a subset run: the view's rows of a whole-split mask give
+    the same training as the view's own mask (the first epoch of the finished run)."""
+    view_mask = np.load(inputs["masks"] + "/train_pruned_cl_pbnr/train_mask.npy")
+    whole = np.random.default_rng(1).random(50000) >= 0.5  # rows outside the view: anything
+    whole[subset_rows(open_split(inputs["dataset"], "train").labels, 100, 0)] = view_mask
+    url = "memory://coteach-cli-test/whole-split-mask"
+    argv = ["--seed", "3", "--epochs", "3", "--stop-after", "1", "--train-labels", inputs["labels_npy"],
+            "--train-mask", _write_mask(inputs, "whole_split.npy", whole), "--out", url, *FAST, inputs["dataset"]]
+    assert coteach_cli.main(argv) == 0
+    with fsspec.open(url + "/metrics.json") as f:
+        cut = json.load(f)
+    reference = json.loads((finished_run / "metrics.json").read_text())
+    assert (cut["method"], cut["n_view"], cut["n_train"]) == ("custom", N_VIEW, int(view_mask.sum()))
+    for key in CONTRACT_CURVES:
+        assert cut["curves"][key] == reference["curves"][key][:1], key
+
+
+def test_the_command_line_is_the_entry_point_signature(monkeypatch):
+    """Flags absent -> the entry point's own defaults; --compile/--no-compile/absent -> True/False/None
+    (None keeps the recipe's choice)."""
+    calls = []
+
+    @functools.wraps(stage.coteach)  # the same signature, annotations and docstring
+    def recording(**kwargs):
+        calls.append(kwargs)
+
+    monkeypatch.setattr(stage, "coteach", recording)
+    base = ["--train-labels", "L", "--out", "O", "D"]
+    for extra, compile_ in (([], None), (["--compile"], True), (["--no-compile"], False)):
+        assert coteach_cli.main([*base, *extra]) == 0
+        assert calls[-1]["compile"] is compile_
+    defaults = {name: p.default for name, p in inspect.signature(stage.coteach).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    assert calls[0] == {**defaults, "train_labels": "L", "out": "O", "dataset": "D"}

@@ -1,9 +1,8 @@
 import numpy as np
 import torch
-from torch import nn
-
 from clpipe.components.common import training
 from clpipe.components.coteach import method, recipes
+from torch import nn
 
 
 def test_flip_tta_scores_the_mean_of_an_image_and_its_mirror():

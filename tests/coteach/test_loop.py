@@ -6,10 +6,9 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from tqdm.auto import tqdm
-
 from clpipe.components.common.errors import InputError
 from clpipe.components.coteach import loop, recipes
+from tqdm.auto import tqdm
 
 CPU = torch.device("cpu")
 
@@ -44,7 +43,7 @@ def test_epochs_to_run_and_stop_after():
     assert list(loop.epochs_to_run(recipe, 1, 2)) == [1, 2]
     assert list(loop.epochs_to_run(recipe, 3, 2)) == []  # already stopped there
     for bad in (0, -1):
-        with pytest.raises(InputError, match="--stop-after: must be >= 1"):
+        with pytest.raises(InputError, match="stop_after: must be >= 1"):
             loop.check_stop_after(bad)
 
 

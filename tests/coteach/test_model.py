@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from clpipe.components.coteach.model import CoTeachingCNN, build_pair
 
 

@@ -5,13 +5,15 @@ import copy
 
 import pytest
 import torch
-
 from clpipe.components.coteach import method, pair
 from clpipe.components.coteach.model import build_pair
 
 #: Tolerance relative to a tensor's largest value: the grouped convolution sums in another order than two
 #: single ones (measured: 2.4e-7 on logits of magnitude 1.2, i.e. 2 ulp).
 SCALE_TOL = 1e-5
+#: Gradients sum over batch x pixels (65,536 terms here) in a thread-count-dependent order: measured up to
+#: 2.7e-5 of the largest gradient with 2 threads (0 with 1); a wrong gradient is off by order 1.
+GRAD_TOL = 1e-4
 CPU = torch.device("cpu")
 
 
@@ -60,7 +62,7 @@ def test_one_step_of_the_stacked_pair_equals_two_separate_networks(batch):
         scale = max(p.grad.abs().max() for p in net.parameters())
         for name, stack in stacked.params.items():
             difference = (stack.grad[i] - net.get_parameter(name).grad).abs().max()
-            assert difference <= SCALE_TOL * scale, (name, i)
+            assert difference <= GRAD_TOL * scale, (name, i)
     # the Adam step: given the same gradients, one Adam over the stacks updates exactly as two Adams
     for name, stack in stacked.params.items():
         stack.grad = torch.stack([net.get_parameter(name).grad for net in nets])

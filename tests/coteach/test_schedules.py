@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from clpipe.components.common.errors import InputError
 from clpipe.components.coteach import method, recipes
 
@@ -72,19 +71,19 @@ def test_flags_override_recipe_fields():
     assert (r.forget_rate, r.batch_size, r.lr, r.epochs) == (0.3, 450, 1e-3, 350)
 
 
-@pytest.mark.parametrize("name, overrides, flag", [
-    ("nope", {}, "--recipe"),
-    ("jair2021", {}, "--forget-rate"),  # noise / 2 must be given
-    ("feb2020", {"forget_rate": 1.0}, "--forget-rate"),
-    ("feb2020", {"forget_rate": -0.1}, "--forget-rate"),
-    ("feb2020", {"forget_rate": float("nan")}, "--forget-rate"),
-    ("feb2020", {"epochs": 1}, "--epochs"),  # epoch 0 is not trained: nothing left
-    ("feb2020", {"batch_size": 0}, "--batch-size"),
-    ("feb2020", {"lr": 0.0}, "--lr"),
-    ("feb2020", {"cnn_width": 0}, "--cnn-width"),
-    ("feb2020", {"class_weights": "magic"}, "--class-weights"),
+@pytest.mark.parametrize("name, overrides, parameter", [
+    ("nope", {}, "recipe"),
+    ("jair2021", {}, "forget_rate"),  # noise / 2 must be given
+    ("feb2020", {"forget_rate": 1.0}, "forget_rate"),
+    ("feb2020", {"forget_rate": -0.1}, "forget_rate"),
+    ("feb2020", {"forget_rate": float("nan")}, "forget_rate"),
+    ("feb2020", {"epochs": 1}, "epochs"),  # epoch 0 is not trained: nothing left
+    ("feb2020", {"batch_size": 0}, "batch_size"),
+    ("feb2020", {"lr": 0.0}, "lr"),
+    ("feb2020", {"cnn_width": 0}, "cnn_width"),
+    ("feb2020", {"class_weights": "magic"}, "class_weights"),
 ])
-def test_bad_recipe_values_are_input_errors(name, overrides, flag):
+def test_bad_recipe_values_are_input_errors(name, overrides, parameter):
     with pytest.raises(InputError) as e:
         recipes.resolve_recipe(name, **overrides)
-    assert e.value.source == flag
+    assert e.value.source == parameter

@@ -10,7 +10,6 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from clpipe.components.common.errors import InputError
 from clpipe.components.coteach import checkpoint, loop, recipes
 

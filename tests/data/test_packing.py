@@ -69,3 +69,10 @@ def test_a_damaged_or_missing_chunk_is_refused(packed, tmp_path, capsys, damage)
     assert unpack(packed, tmp_path / "out", copy) == 2
     assert "ERROR data: " in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_manifest_is_one_error_line(tmp_path, capsys):
+    code = clpipe_cli.main(["data", "unpack", "--manifest", str(tmp_path / "nope.json"), "--chunks", str(tmp_path),
+                            "--out", str(tmp_path / "out")])
+    assert code == 2 and "not a readable manifest" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

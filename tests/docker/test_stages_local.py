@@ -88,6 +88,7 @@ def test_fold_train_writes_the_fold_contract(folds):
     for k in range(N_FOLDS):
         d = folds / f"fold{k}"
         assert sorted(p.name for p in d.iterdir()) == [
+            "clpipe-manifest.json",
             "indices.npy",
             "labels.npy",
             "metrics.json",

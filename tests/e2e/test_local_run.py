@@ -64,18 +64,21 @@ def local_run(cifar10_dir, tmp_path_factory):
     return out
 
 
-def _task_dirs(root, condition_index, task):
+#: kfp.local's folder of each condition: its kind's loop (the cross-validated loop comes first).
+LOOP = {"made": "for-loop-1-iteration-0", "given": "for-loop-2-iteration-0"}
+
+
+def _task_dirs(root, condition, task):
     return glob.glob(
-        os.path.join(
-            root, "kfp", "clpipe-benchmark-*", f"for-loop-1-iteration-{condition_index}", "**", task
-        ),
-        recursive=True,
+        os.path.join(root, "kfp", "clpipe-benchmark-*", LOOP[condition], "**", task), recursive=True
     )
 
 
 def test_report_and_table(local_run, capsys):
     report = local_run / "report"
     assert sorted(p.name for p in report.iterdir()) == [
+        "clpipe-manifest.json",
+        "detection.csv",
         "plots",
         "report.html",
         "report.md",
@@ -99,12 +102,17 @@ def test_each_condition_took_one_branch(local_run):
     records = {
         r["condition"]["name"]: r for r in json.loads((local_run / "report" / "results.json").read_text())
     }
-    # ParallelFor keeps the order of the items: iteration 0 is "given", 1 is "made".
-    assert _task_dirs(local_run, 0, "given-pred-probs") and not _task_dirs(local_run, 0, "fold-train")
-    assert len(_task_dirs(local_run, 1, "fold-train")) == 2 and not _task_dirs(
-        local_run, 1, "given-pred-probs"
+    # Each condition ran in the loop of its kind: "given" in the given-pred_probs loop, "made" cross-validated.
+    assert _task_dirs(local_run, "given", "given-pred-probs") and not _task_dirs(
+        local_run, "given", "fold-train"
     )
-    assert records["given"]["pred_probs"]["n_examples"] == records["made"]["pred_probs"]["n_examples"] == 200
+    assert len(_task_dirs(local_run, "made", "fold-train")) == 2 and not _task_dirs(
+        local_run, "made", "given-pred-probs"
+    )
+    # Given pred_probs are used whole (label errors found at full scale), cross-validation trains on the subset.
+    assert records["given"]["pred_probs"]["n_examples"] == records["given"]["masks"]["n_examples"] == 50000
+    assert records["made"]["pred_probs"]["n_examples"] == 200
+    assert records["given"]["runs"]["cl_pbnr"]["n_view"] == 200  # Co-Teaching on the subset's rows of the masks
     assert records["given"]["labels"]["realised_noise_rate"] == pytest.approx(0.199, abs=2e-3)
     run = records["made"]["runs"]["cl_pbnr"]
     assert run["n_train"] == 200 - records["made"]["masks"]["methods"]["cl_pbnr"]["removed"]
@@ -119,14 +127,14 @@ def test_forget_rate_from_the_conditions_noise(local_run):
 
 
 def test_kfp_metrics_and_confusion_matrix(local_run):
-    (executor_output,) = _task_dirs(local_run, 1, "condition-results")
+    (executor_output,) = _task_dirs(local_run, "made", "condition-results")
     output = json.loads(Path(executor_output, "executor_output.json").read_text())
     metrics = output["artifacts"]["metrics"]["artifacts"][0]["metadata"]
     assert {"realised_noise_rate", "oos_accuracy", "none.final_test_acc", "cl_pbnr.removed"} <= set(metrics)
     confusion = output["artifacts"]["confusion"]["artifacts"][0]["metadata"]["confusionMatrix"]
     assert len(confusion["annotationSpecs"]) == 10 and len(confusion["rows"]) == 10
     (report_output,) = glob.glob(
-        str(local_run / "kfp" / "clpipe-benchmark-*" / "report" / "executor_output.json")
+        str(local_run / "kfp" / "clpipe-benchmark-*" / "report-of-both-kinds" / "executor_output.json")
     )
     report_metrics = json.loads(Path(report_output).read_text())["artifacts"]["metrics"]["artifacts"][0][
         "metadata"

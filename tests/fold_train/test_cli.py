@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-
 from clpipe.components.combine_folds import cli as combine_cli
 from clpipe.components.fold_train import cli as fold_cli
 
@@ -26,7 +25,9 @@ def fold_dirs(tmp_path_factory, cifar10_dir, clean_labels):
 
 def test_fold_outputs_follow_the_contract(fold_dirs):
     out = fold_dirs[0]
-    assert sorted(p.name for p in out.iterdir()) == ["indices.npy", "labels.npy", "metrics.json", "pred_probs.npy"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "clpipe-manifest.json", "indices.npy", "labels.npy", "metrics.json", "pred_probs.npy"
+    ]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_examples"] == 120 and metrics["n_folds"] == 3 and metrics["fold"] == 0
     assert metrics["dataset_fingerprint"] and metrics["labels_fingerprint"]
@@ -52,14 +53,14 @@ def test_combine_refuses_a_fold_given_twice(fold_dirs, tmp_path, capsys):
 def test_combine_refuses_a_missing_fold_dir(fold_dirs, tmp_path, capsys):
     out = tmp_path / "combined"
     assert combine_cli.main(["--out", str(out), str(tmp_path / "nope"), *map(str, fold_dirs[1:])]) == 2
-    assert "fold output not found" in capsys.readouterr().err
+    assert "nope: output not found" in capsys.readouterr().err
     assert not out.exists()
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--fold", "7"], "--fold: must lie in [0, 3)"),
+    (["--fold", "7"], "fold: must lie in [0, 3)"),
     (["--fold", "0", "--labels", "/nonexistent/labels.json"], "/nonexistent/labels.json: file not found"),
-    (["--fold", "0", "--epochs", "0"], "--epochs: must be > 0"),
+    (["--fold", "0", "--epochs", "0"], "epochs: must be > 0"),
 ])
 def test_fold_train_bad_input_exits_2_without_output(cifar10_dir, clean_labels, tmp_path, capsys, extra, message):
     out = tmp_path / "fold"

@@ -69,14 +69,14 @@ def stubs(tmp_path):
         path.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin", "STATE": str(state), "STUB_LOG": str(log)}
 
-    def run(script: str, *args: str) -> tuple[int, str, list[str]]:
+    def run(script: str, *args: str, **extra_env: str) -> tuple[int, str, list[str]]:
         log.write_text("")
         out = subprocess.run(
             ["bash", str(K8S / script), *args],
             check=False,
             capture_output=True,
             text=True,
-            env=env,
+            env={**env, **extra_env},
             cwd=REPO,
             timeout=120,
         )
@@ -165,3 +165,60 @@ def test_scripts_mention_no_hardcoded_credentials():
         text = Path(script).read_text()
         assert "AWS_SECRET_ACCESS_KEY=$secret" in text or script.name == "kind-down.sh"
         assert "minio123" not in text
+
+
+# --- step 7: the checklist's smoke runs, through a stub Python that logs `clpipe` calls -------------
+
+PYTHON_STUB = r"""#!/bin/bash
+echo "python $*" >> "$STUB_LOG"
+case "$*" in *"--run-name kind-smoke-"*"-$FAIL_RUN "*) echo "ERROR submit: run r finished FAILED"; exit 1 ;; esac
+exit 0
+"""
+
+
+@pytest.fixture
+def with_python(stubs, tmp_path):
+    """kind-up.sh with a stub PYTHON and a listening socket for the UI port-forward to find."""
+    import socket
+
+    python = tmp_path / "bin" / "python-stub"
+    python.write_text(PYTHON_STUB)
+    python.chmod(0o755)
+    ui = socket.socket()
+    ui.bind(("127.0.0.1", 0))
+    ui.listen()
+    port = ui.getsockname()[1]
+
+    def run(*args: str, fail_run: str = "none"):
+        return stubs("kind-up.sh", *args, PYTHON=str(python), UI_PORT=str(port), FAIL_RUN=fail_run)
+
+    yield run, port
+    ui.close()
+
+
+def test_smoke_runs_are_the_readme_checklist(with_python):
+    run, port = with_python
+    rc, out, calls = run()
+    assert rc == 0, out
+    clpipe = [c for c in calls if c.startswith("python ")]
+    submits = [c for c in clpipe if " submit " in c]
+    assert len(submits) == 4
+    for call in submits:
+        for fragment in (f"--host http://127.0.0.1:{port}", "--registry localhost:5000/clpipe", "--gpus 0",
+                         "--max-cpu-request 1", "--max-memory-request 2Gi", "--wait --timeout 3600",
+                         "--experiment clpipe-smoke"):  # fmt: skip
+            assert fragment in call, (fragment, call)
+    first, cached, no_cache, empty_loop = (c.split("--run-name ")[1].split(" ", 1)[1] for c in submits)
+    assert first == cached == "k8s/kind/smoke-params.yaml"  # the same run twice: the second fully cached
+    assert no_cache == "k8s/kind/smoke-params.yaml --no-cache"
+    assert "--package " in empty_loop and "--condition name=gen-n0.2-s0.0," in empty_loop
+    (compile_call,) = [c for c in clpipe if " compile " in c]
+    assert clpipe.index(compile_call) == 3  # the both-loops package, compiled before run 4
+    assert "smoke run 4: an empty loop" in out
+
+
+def test_a_failed_smoke_run_fails_the_script(with_python):
+    run, _ = with_python
+    rc, out, calls = run(fail_run="2")
+    assert rc != 0 and "smoke run 2 (the same run again" in out
+    assert len([c for c in calls if " submit " in c]) == 2  # nothing after the failed run

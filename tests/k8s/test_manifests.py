@@ -27,7 +27,7 @@ def test_the_three_overlays_exist():
 def test_overlay_objects_namespace_and_labels(rendered, overlay):
     objects = rendered[overlay]
     kinds = sorted((o["kind"], o["metadata"]["name"]) for o in objects)
-    expected = [("ConfigMap", "clpipe-storage"), ("ConfigMap", "kfp-launcher"), ("Job", "clpipe-smoke")]
+    expected = [("ConfigMap", "clpipe-storage"), ("Job", "clpipe-smoke")]  # no kfp-launcher: KFP's object
     if overlay in GPU_OVERLAYS:
         expected.append(("Job", "clpipe-gpu-smoke"))
     assert kinds == sorted(expected)
@@ -107,20 +107,59 @@ def test_no_credentials_anywhere_under_k8s():
 def test_storage_settings(rendered):
     kind_storage = {o["metadata"]["name"]: o for o in rendered["kind"] if o["kind"] == "ConfigMap"}
     assert kind_storage["clpipe-storage"]["data"]["AWS_ENDPOINT_URL"] == "http://seaweedfs.kubeflow:9000"
-    assert kind_storage["kfp-launcher"]["data"]["defaultPipelineRoot"].startswith("minio://mlpipeline/")
-    gpu = {o["metadata"]["name"]: o for o in rendered["gpu"] if o["kind"] == "ConfigMap"}
-    launcher = gpu["kfp-launcher"]["data"]
-    assert launcher["defaultPipelineRoot"].startswith("s3://example-")  # a placeholder, not a real bucket
-    ref = yaml.safe_load(launcher["providers"])["s3"]["default"]["credentials"]["secretRef"]
-    assert ref == {
-        "secretName": "clpipe-storage",
-        "accessKeyKey": "AWS_ACCESS_KEY_ID",
-        "secretKeyKey": "AWS_SECRET_ACCESS_KEY",
-    }
     for overlay in OVERLAYS:  # the smoke Job reads the same ConfigMap and Secret as pipeline tasks
         env_from = pod_specs(rendered[overlay])["clpipe-smoke"]["containers"][0]["envFrom"]
         assert {"configMapRef": {"name": "clpipe-storage"}} in env_from
         assert {"secretRef": {"name": "clpipe-storage"}} in env_from
+
+
+LAUNCHER = K8S / "kfp-launcher"
+PATCHES = sorted(p.name for p in LAUNCHER.glob("*.yaml") if p.name != "kfp-2.17.0.yaml")
+
+
+def patched_launcher(patch: str, tmp_path, base: dict) -> dict:
+    """KFP's kfp-launcher ``base`` with ``patch`` applied the way kustomize (and kubectl patch) merge it."""
+    from .conftest import kustomize
+
+    work = tmp_path / "render"
+    work.mkdir()
+    (work / "kfp-launcher.yaml").write_text(yaml.safe_dump(base))
+    (work / "patch.yaml").write_text((LAUNCHER / patch).read_text())
+    (work / "kustomization.yaml").write_text(
+        "resources:\n- kfp-launcher.yaml\npatches:\n- path: patch.yaml\n"
+    )
+    (launcher,) = kustomize(work)
+    return launcher
+
+
+def test_no_overlay_replaces_kfps_own_launcher_config(rendered):
+    """KFP owns ConfigMap kfp-launcher; applying a whole one would replace KFP's, and the next
+    apply of KFP's manifests would silently revert it (issue 13). It is patched instead."""
+    for overlay in OVERLAYS:
+        assert not [o for o in rendered[overlay] if o["metadata"]["name"] == "kfp-launcher"], overlay
+
+
+@pytest.mark.parametrize("patch", PATCHES)
+def test_launcher_patches_touch_only_their_keys_of_kfps_config(patch, tmp_path):
+    kfp = yaml.safe_load((LAUNCHER / "kfp-2.17.0.yaml").read_text())
+    assert kfp["data"] == {"defaultPipelineRoot": ""}  # KFP 2.17.0's own (pipeline-install-config)
+    base = {**kfp, "data": {**kfp["data"], "someoneElsesKey": "kept"}}
+    launcher = patched_launcher(patch, tmp_path, base)
+    assert launcher["data"]["someoneElsesKey"] == "kept"
+    assert set(launcher["data"]) == {"someoneElsesKey", "defaultPipelineRoot", "providers"}
+    scheme = launcher["data"]["defaultPipelineRoot"].split("://")[0]
+    assert launcher["data"]["defaultPipelineRoot"].startswith(f"{scheme}://example-")  # a placeholder bucket
+    providers = yaml.safe_load(launcher["data"]["providers"])
+    ref = providers[{"s3": "s3", "gs": "gs"}[scheme]]["default"]["credentials"]["secretRef"]
+    expected = {
+        "s3": {
+            "secretName": "clpipe-storage",
+            "accessKeyKey": "AWS_ACCESS_KEY_ID",
+            "secretKeyKey": "AWS_SECRET_ACCESS_KEY",
+        },
+        "gs": {"secretName": "clpipe-gcs", "tokenKey": "sa.json"},
+    }[scheme]
+    assert ref == expected
 
 
 def validate_strict(path) -> subprocess.CompletedProcess:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from clpipe.components.common.labels import load_labels_in_file_order
 
 from tests.conftest import CL_REPRODUCE

@@ -9,10 +9,11 @@ from pathlib import Path
 import fsspec
 import numpy as np
 import pytest
-
-from clpipe.cli import main as clpipe_main
+from clpipe.components.common import storage
 from clpipe.components.make_masks.cli import main
 from clpipe.components.make_masks.logic import ALL_METHODS, PAPER_NAMES
+
+from clpipe.cli import main as clpipe_main
 
 REPO = Path(__file__).resolve().parents[2]
 CL_REPRODUCE = REPO / ".." / "shared" / "data" / "cl-reproduce"
@@ -24,16 +25,16 @@ SEED_PYX = str(CL_REPRODUCE / f"pyx__{STEM}.npy")
 
 @pytest.fixture
 def small_inputs(tmp_path) -> tuple[Path, Path, np.ndarray, np.ndarray]:
-    """A combine-folds-like directory (pred_probs.npy + labels.npy) and a labels .npy, N=200, K=3."""
+    """A combine-folds output (pred_probs.npy + labels.npy, with a manifest) and a labels .npy, N=200, K=3."""
     rng = np.random.default_rng(0)
     labels = np.arange(200) % 3
     logits = rng.normal(size=(200, 3))
     logits[np.arange(200), labels] += 2.0
     probs = (np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)).astype(np.float32)
     combined = tmp_path / "combined"
-    combined.mkdir()
-    np.save(combined / "pred_probs.npy", probs)
-    np.save(combined / "labels.npy", labels)
+    with storage.staged_output(str(combined), stage="combine-folds") as tmp:
+        np.save(Path(tmp) / "pred_probs.npy", probs)
+        np.save(Path(tmp) / "labels.npy", labels)
     np.save(tmp_path / "labels.npy", labels)
     return combined, tmp_path / "labels.npy", labels, probs
 
@@ -46,7 +47,7 @@ def test_seed_inputs_give_the_seed_layout_and_reference_masks(tmp_path):
     out = tmp_path / "masks"
     assert clpipe_main(["make-masks", "--labels", SEED_LABELS, "--pred-probs", SEED_PYX,
                         "--out", str(out), "--compat", "cleanlab-2021"]) == 0
-    expected_entries = ["summary.json", *(f"train_pruned_{m}" for m in ALL_METHODS)]
+    expected_entries = ["clpipe-manifest.json", "summary.json", *(f"train_pruned_{m}" for m in ALL_METHODS)]
     assert sorted(p.name for p in out.iterdir()) == sorted(expected_entries)
     reference = json.loads(FACTS.read_text())["reference_2021"]["masks"]["0.4/0.4"]
     summary = json.loads((out / "summary.json").read_text())
@@ -81,13 +82,13 @@ def test_rerun_replaces_an_older_output(small_inputs, tmp_path):
     args = ["--labels", str(labels_npy), "--pred-probs", str(combined), "--out", str(out)]
     assert main([*args, "--methods", "argmax"]) == 0
     assert main([*args, "--methods", "cl_pbnr"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["summary.json", "train_pruned_cl_pbnr"]
+    assert sorted(p.name for p in out.iterdir()) == ["clpipe-manifest.json", "summary.json", "train_pruned_cl_pbnr"]
 
 
 def test_fsspec_urls_in_and_out(small_inputs):
     combined, labels_npy, _, _ = small_inputs
     fs = fsspec.filesystem("memory")
-    fs.pipe("/mm-in/combined/pred_probs.npy", (combined / "pred_probs.npy").read_bytes())
+    storage.copy_output(str(combined), "memory://mm-in/combined")
     fs.pipe("/mm-in/labels.npy", labels_npy.read_bytes())
     try:
         assert main(["--labels", "memory://mm-in/labels.npy", "--pred-probs", "memory://mm-in/combined",
@@ -130,7 +131,7 @@ def _bad_cases(tmp: Path, labels: np.ndarray, probs: np.ndarray) -> dict[str, tu
                            "unknown method"),
         "missing file": (["--labels", good_labels, "--pred-probs", str(tmp / "nope.npy")], "file not found"),
         "directory without pred_probs.npy": (["--labels", good_labels, "--pred-probs", str(tmp)],
-                                             "pred_probs.npy: not found"),
+                                             "not a clpipe output: no clpipe-manifest.json"),
         "labels of another format": (["--labels", str(tmp / "labels.csv"), "--pred-probs", good_probs],
                                      ".json, .json.gz or .npy"),
     }

@@ -11,7 +11,6 @@ import json
 
 import numpy as np
 import pytest
-
 from clpipe.components.make_masks.compat2021 import (
     MIN_NUM_PER_CLASS,
     confident_joint_2021,

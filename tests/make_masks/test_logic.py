@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from cleanlab.count import compute_confident_joint
 from cleanlab.filter import find_label_issues
-
 from clpipe.components.common.errors import InputError
 from clpipe.components.make_masks.logic import (
     ALL_METHODS,

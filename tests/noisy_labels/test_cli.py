@@ -17,7 +17,9 @@ def make(dataset: str, out, *flags: str) -> int:
 def test_make_writes_the_contract(cifar10_dir, tmp_path):
     out = tmp_path / "labels"
     assert make(cifar10_dir, out, "--name", "s0.2_n0.4", "--noise", "0.4", "--sparsity", "0.2") == 0
-    assert sorted(p.name for p in out.iterdir()) == ["labels.npy", "noise_matrix.npy", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "clpipe-manifest.json", "labels.npy", "noise_matrix.npy", "summary.json"
+    ]
     labels = np.load(out / "labels.npy")
     assert labels.dtype == np.int64 and labels.shape == (50000,)
     summary = json.loads((out / "summary.json").read_text())

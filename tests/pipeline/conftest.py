@@ -2,17 +2,23 @@
 
 import pytest
 import yaml
-from clpipe.components.common.image import LOCAL_REGISTRY, Images
+from clpipe.components.common.image import DEFAULT_IMAGES, LOCAL_REGISTRY, Images
 from clpipe.components.common.kfp_component import TaskSettings
 from clpipe.pipelines.compile import compile_pipeline
 
-GPU_EXECUTORS = {"exec-fold-train", "exec-coteach"}
+VERTEX_ROOT = "gs://example-clpipe-artifacts/vertex"
 
 
-def compiled(path, settings=None):
-    compile_pipeline(str(path), settings)
+def compiled(path, settings=None, kinds=None):
+    compile_pipeline(str(path), settings, kinds)
     with open(path) as f:
         return list(yaml.safe_load_all(f))
+
+
+def gpu_executors(spec: dict, images: Images = DEFAULT_IMAGES) -> set[str]:
+    """Executors on the GPU image: fold-train and the Co-Teaching runs of both kinds of condition."""
+    executors = spec["deploymentSpec"]["executors"]
+    return {name for name, e in executors.items() if e["container"]["image"] == images.gpu}
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +39,15 @@ def ir_cpu_cluster(tmp_path_factory):
     return compiled(tmp_path_factory.mktemp("ir") / "clpipe-cpu.yaml", settings)
 
 
+@pytest.fixture(scope="session")
+def vertex_yaml(tmp_path_factory):
+    """Path of the pipeline compiled for Vertex AI: one H100 per GPU task."""
+    path = tmp_path_factory.mktemp("ir") / "clpipe-vertex.yaml"
+    settings = TaskSettings(target="vertex", vertex_accelerator="NVIDIA_H100_80GB", pipeline_root=VERTEX_ROOT)
+    compile_pipeline(str(path), settings)
+    return path
+
+
 def component_with_task(spec: dict, task: str) -> dict:
     """The DAG component that contains the task named ``task``."""
     found = [c for c in spec["components"].values() if task in c.get("dag", {}).get("tasks", {})]
@@ -42,3 +57,9 @@ def component_with_task(spec: dict, task: str) -> dict:
 
 def task(spec: dict, name: str) -> dict:
     return component_with_task(spec, name)["dag"]["tasks"][name]
+
+
+def dags(spec: dict) -> dict[str, dict]:
+    """Every DAG of the pipeline by component name (the root as "root")."""
+    found = {name: c["dag"] for name, c in spec["components"].items() if "dag" in c}
+    return {"root": spec["root"]["dag"], **found}

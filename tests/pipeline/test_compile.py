@@ -1,73 +1,167 @@
-"""Structure of the compiled pipeline: loops, branches, fan-in, images, GPU placement, no
-secrets, and a valid KFP IR (parsed into the pipeline_spec protobufs)."""
+"""Structure of the compiled pipeline: one loop per kind of condition and no branch to re-join,
+fan-in, parallelism, images, GPU placement, no secrets, request caps, and every document
+parsed strictly by the protobuf messages the KFP backend parses it with."""
 
-import dataclasses
+import copy
+import json
 
 import pytest
 import yaml
 from clpipe.components.common.image import DEFAULT_IMAGES
-from clpipe.pipelines.config import BenchmarkParams
+from clpipe.components.common.kfp_component import Resources, TaskSettings
+from clpipe.pipelines import compile as compile_module
+from clpipe.pipelines import pipeline
+from clpipe.pipelines.config import BenchmarkParams, params_from_mapping
 from google.protobuf import json_format
+from kfp.kubernetes import kubernetes_executor_config_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from .conftest import GPU_EXECUTORS, component_with_task, task
+from .conftest import VERTEX_ROOT, compiled, component_with_task, dags, gpu_executors
+
+PAPER_CONDITIONS = BenchmarkParams(dataset="x").arguments()["conditions"]
 
 
-def test_ir_parses_into_the_kfp_protobufs(ir):
-    spec, platform = ir
-    json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
-    json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec())
+def parse_strictly(documents: list[dict]) -> None:
+    """Each compiled document and each nested config as the protobuf message the KFP backend
+    reads it into, unknown fields rejected.
+
+    The 2.17.0 API server parses the PipelineSpec and PlatformSpec with protojson, strictly
+    (``apiserver/template/v2_template.go``), but both keep their interesting parts in ``Struct``
+    fields that accept anything: the executors (``deploymentSpec``, which the argo compiler
+    reads into a ``PipelineDeploymentConfig`` *discarding* unknown fields,
+    ``compiler/visitor.go``) and each executor's Kubernetes settings (read strictly by
+    ``argocompiler/container.go``, leniently by the driver). A misspelt field there would be
+    dropped silently (a GPU request, a toleration), so this parses them strictly too.
+    """
+    spec, *platform = documents
+    json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=False)
+    json_format.ParseDict(
+        spec["deploymentSpec"], pipeline_spec_pb2.PipelineDeploymentConfig(), ignore_unknown_fields=False
+    )
+    for document in platform:
+        json_format.ParseDict(document, pipeline_spec_pb2.PlatformSpec(), ignore_unknown_fields=False)
+        for config in document["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values():
+            json_format.ParseDict(
+                config, kubernetes_executor_config_pb2.KubernetesExecutorConfig(), ignore_unknown_fields=False
+            )
+
+
+def test_every_document_parses_strictly(ir, ir_cpu_cluster, vertex_yaml):
+    for documents in (ir, ir_cpu_cluster, list(yaml.safe_load_all(vertex_yaml.read_text()))):
+        parse_strictly(documents)
+    spec, _ = ir
     assert spec["pipelineInfo"]["name"] == "clpipe-benchmark"
     assert spec["sdkVersion"] == "kfp-2.17.3"
 
 
-def test_parameters_are_benchmark_params_with_their_defaults(ir):
+@pytest.mark.parametrize("where", ["pipeline spec", "kubernetes executor config"])
+def test_the_strict_parse_rejects_an_unknown_field(ir, where):
+    """Guards the guard: a field the backend does not know must fail the parse."""
+    documents = copy.deepcopy(ir)
+    if where == "pipeline spec":
+        documents[0]["deploymentSpec"]["executors"]["exec-report-of-both-kinds"]["container"]["gpuz"] = 1
+    else:
+        documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-fold-train"][
+            "tolerationz"
+        ] = []
+    with pytest.raises(json_format.ParseError, match="gpuz|tolerationz"):
+        parse_strictly(documents)
+
+
+def test_parameters_are_benchmark_params_with_the_conditions_split_by_kind(ir):
     spec, _ = ir
     parameters = spec["root"]["inputDefinitions"]["parameters"]
-    assert list(parameters) == sorted(f.name for f in dataclasses.fields(BenchmarkParams))
-    assert "defaultValue" not in parameters["dataset"]
+    names = {f for f in pipeline.PARAMETER_TYPES if f != "conditions"}
+    assert set(parameters) == names | {"cross_validated_conditions", "given_pred_probs_conditions"}
     defaults = BenchmarkParams(dataset="x").arguments()
-    for name, definition in parameters.items():
-        if name != "dataset":
-            assert definition["defaultValue"] == defaults[name], name
+    for name in names - {"dataset"}:
+        assert parameters[name]["defaultValue"] == defaults[name], name
+    assert parameters["cross_validated_conditions"]["defaultValue"] == PAPER_CONDITIONS
+    # No default runs a loop over an empty list: the given-pred_probs conditions must be given.
+    assert "defaultValue" not in parameters["dataset"]
+    assert "defaultValue" not in parameters["given_pred_probs_conditions"]
 
 
-def test_conditions_loop_runs_a_sub_pipeline_and_one_report_collects_it(ir):
+def test_one_loop_per_kind_each_over_its_own_sub_pipeline_and_one_report_collects_both(ir):
     spec, _ = ir
     root = spec["root"]["dag"]["tasks"]
-    loop = next(t for t in root.values() if "parameterIterator" in t)
-    assert loop["parameterIterator"]["items"] == {"inputParameter": "pipelinechannel--conditions"}
-    body = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
-    assert list(body) == ["benchmark-condition"]
+    loops = {
+        t["parameterIterator"]["items"]["inputParameter"]: t
+        for t in root.values()
+        if "parameterIterator" in t
+    }
+    assert set(loops) == {
+        "pipelinechannel--cross_validated_conditions",
+        "pipelinechannel--given_pred_probs_conditions",
+    }
+    bodies = {
+        items: list(spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"])
+        for items, loop in loops.items()
+    }
+    assert bodies == {
+        "pipelinechannel--cross_validated_conditions": ["cross-validated-condition"],
+        "pipelinechannel--given_pred_probs_conditions": ["given-pred-probs-condition"],
+    }
+    given = component_with_task(spec, "given-pred-probs-condition")["dag"]["tasks"][
+        "given-pred-probs-condition"
+    ]
     assert (
-        body["benchmark-condition"]["inputs"]["parameters"]["pred_probs"]["parameterExpressionSelector"]
+        given["inputs"]["parameters"]["pred_probs"]["parameterExpressionSelector"]
         == 'parseJson(string_value)["pred_probs"]'
     )
-    report_input = root["report"]["inputs"]["artifacts"]["conditions"]["taskOutputArtifact"]
-    assert report_input["producerTask"] == "for-loop-1"
+    report_inputs = root["report-of-both-kinds"]["inputs"]["artifacts"]
+    assert {a["taskOutputArtifact"]["producerTask"] for a in report_inputs.values()} == {
+        name for name, t in root.items() if "parameterIterator" in t
+    }
     assert (
         spec["root"]["dag"]["outputs"]["artifacts"]["Output"]["artifactSelectors"][0]["producerSubtask"]
-        == "report"
+        == "report-of-both-kinds"
     )
 
 
-def test_pred_probs_come_from_one_of_two_branches(ir):
+def test_no_branch_and_no_one_of_anywhere(ir):
+    """The re-run safety of issue 13: no consumer picks a branch by its DAG's state.
+
+    A ``dsl.OneOf`` consumer needs the branch DAG COMPLETE or CACHED in ML Metadata, which a
+    fully cached branch never becomes on KFP 2.17.0 (``pipelines/README.md``). It shows in the
+    IR as a ``triggerPolicy.condition`` (``dsl.If``), a ``valueFromOneof`` parameter or a DAG
+    output with more than one artifact selector.
+    """
     spec, _ = ir
-    branches = component_with_task(spec, "condition-2")["dag"]["tasks"]
-    conditions = {n: t["triggerPolicy"]["condition"] for n, t in branches.items()}
-    given = "inputs.parameter_values['pipelinechannel--pred_probs'] != ''"
-    assert sorted(conditions.values()) == sorted([given, f"!({given})"])
-    assert "given-pred-probs" in component_with_task(spec, "given-pred-probs")["dag"]["tasks"]
-    masks_input = task(spec, "make-masks")["inputs"]["parameters"]["pred_probs_uri"]["taskOutputParameter"]
-    assert masks_input["producerTask"].startswith("condition-branches")
+    for name, dag in dags(spec).items():
+        for task_name, t in dag["tasks"].items():
+            assert "condition" not in t.get("triggerPolicy", {}), (name, task_name)
+        outputs = dag.get("outputs", {})
+        for key, output in outputs.get("parameters", {}).items():
+            assert "valueFromOneof" not in output, (name, key)
+        for key, output in outputs.get("artifacts", {}).items():
+            assert len(output["artifactSelectors"]) == 1, (name, key)
+
+
+def test_each_kind_makes_masks_from_its_own_pred_probs(ir):
+    spec, _ = ir
+    for sub, producer in (
+        ("comp-cross-validated-condition", "combine-folds"),
+        ("comp-given-pred-probs-condition", "given-pred-probs"),
+    ):
+        tasks = spec["components"][sub]["dag"]["tasks"]
+        (masks,) = [t for n, t in tasks.items() if n.startswith("make-masks")]
+        source = masks["inputs"]["parameters"]["pred_probs_uri"]["taskOutputParameter"]
+        assert source == {"outputParameterKey": "Output", "producerTask": producer}
+    assert "given-pred-probs" not in spec["components"]["comp-cross-validated-condition"]["dag"]["tasks"]
+    assert "plan-folds" not in spec["components"]["comp-given-pred-probs-condition"]["dag"]["tasks"]
 
 
 def test_cross_validation_fans_out_over_planned_folds_and_in_to_the_combiner(ir):
     spec, _ = ir
     cv = component_with_task(spec, "plan-folds")["dag"]["tasks"]
-    loop = next(t for t in cv.values() if "parameterIterator" in t)
-    assert loop["parameterIterator"]["items"] == {"inputParameter": "pipelinechannel--plan-folds-Output"}
-    assert list(spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]) == ["fold-train"]
+    folds_loop = next(
+        t
+        for t in cv.values()
+        if t.get("parameterIterator", {}).get("items")
+        == {"inputParameter": "pipelinechannel--plan-folds-Output"}
+    )
+    assert list(spec["components"][folds_loop["componentRef"]["name"]]["dag"]["tasks"]) == ["fold-train"]
     folds = cv["combine-folds"]["inputs"]["artifacts"]["folds"]["taskOutputArtifact"]
     assert folds["outputArtifactKey"] == "pipelinechannel--fold-train-fold_out"
     assert spec["components"]["comp-combine-folds"]["inputDefinitions"]["artifacts"]["folds"][
@@ -75,24 +169,53 @@ def test_cross_validation_fans_out_over_planned_folds_and_in_to_the_combiner(ir)
     ]
 
 
-def test_methods_loop_then_condition_results_collects_the_runs(ir):
+def test_both_kinds_loop_over_methods_then_collect_the_runs(ir):
     spec, _ = ir
-    body = component_with_task(spec, "condition-results")["dag"]["tasks"]
-    loop = next(t for t in body.values() if "parameterIterator" in t)
-    assert loop["parameterIterator"]["items"] == {"inputParameter": "pipelinechannel--methods"}
-    assert list(spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]) == ["coteach"]
-    runs = body["condition-results"]["inputs"]["artifacts"]["runs"]["taskOutputArtifact"]
-    assert runs["outputArtifactKey"] == "pipelinechannel--coteach-run"
+    for sub in ("comp-cross-validated-condition", "comp-given-pred-probs-condition"):
+        body = spec["components"][sub]["dag"]["tasks"]
+        loop = next(
+            t
+            for t in body.values()
+            if t.get("parameterIterator", {}).get("items") == {"inputParameter": "pipelinechannel--methods"}
+        )
+        (coteach,) = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+        assert coteach.startswith("coteach")
+        (results,) = [t for n, t in body.items() if n.startswith("condition-results")]
+        runs = results["inputs"]["artifacts"]["runs"]["taskOutputArtifact"]
+        assert runs["outputArtifactKey"] == f"pipelinechannel--{coteach}-run"
+
+
+def _parallelism(spec: dict) -> dict[str, int]:
+    """``{items input of each loop: its parallelismLimit}`` over every DAG."""
+    return {
+        t["parameterIterator"]["items"]["inputParameter"]: t["iteratorPolicy"]["parallelismLimit"]
+        for dag in dags(spec).values()
+        for t in dag["tasks"].values()
+        if "parameterIterator" in t
+    }
+
+
+def test_every_loop_has_the_parallelism_of_the_settings(ir, tmp_path):
+    spec, _ = ir
+    default = TaskSettings()
+    assert set(_parallelism(spec).values()) == {default.condition_parallelism} == {default.task_parallelism}
+    custom, _ = compiled(tmp_path / "p.yaml", TaskSettings(condition_parallelism=3, task_parallelism=1))
+    assert _parallelism(custom) == {
+        "pipelinechannel--cross_validated_conditions": 3,
+        "pipelinechannel--given_pred_probs_conditions": 3,
+        "pipelinechannel--plan-folds-Output": 1,
+        "pipelinechannel--methods": 1,  # both kinds' methods loops
+    }
+    assert sum(1 for d in dags(custom).values() for t in d["tasks"].values() if "parameterIterator" in t) == 5
 
 
 def test_images_by_stage_and_no_pip_install_at_run_time(ir):
     spec, _ = ir
     executors = spec["deploymentSpec"]["executors"]
-    assert len(executors) == 9
+    assert gpu_executors(spec) == {"exec-fold-train", "exec-coteach", "exec-coteach-2"}
     for name, executor in executors.items():
         container = executor["container"]
-        expected = DEFAULT_IMAGES.gpu if name in GPU_EXECUTORS else DEFAULT_IMAGES.cpu
-        assert container["image"] == expected, name
+        assert container["image"] in (DEFAULT_IMAGES.gpu, DEFAULT_IMAGES.cpu), name
         command = " ".join(container["command"])
         assert "pip install" not in command and "pip3" not in command, name
         assert "python3 -m kfp.dsl.executor_main" in command, name
@@ -100,10 +223,11 @@ def test_images_by_stage_and_no_pip_install_at_run_time(ir):
 
 def test_gpu_resources_only_on_gpu_tasks(ir):
     spec, _ = ir
+    gpu = gpu_executors(spec)
     for name, executor in spec["deploymentSpec"]["executors"].items():
         resources = executor["container"]["resources"]
         assert resources["resourceCpuRequest"] and resources["resourceMemoryRequest"], name
-        if name in GPU_EXECUTORS:
+        if name in gpu:
             assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
             assert resources["accelerator"]["resourceCount"] == "1"
             assert resources["resourceMemoryRequest"] == "16Gi"
@@ -112,11 +236,12 @@ def test_gpu_resources_only_on_gpu_tasks(ir):
 
 
 def test_tolerations_and_shm_only_on_gpu_tasks_storage_env_everywhere(ir):
-    _, platform = ir
+    spec, platform = ir
+    gpu = gpu_executors(spec)
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert len(executors) == 9
+    assert set(executors) == set(spec["deploymentSpec"]["executors"])
     for name, config in executors.items():
-        if name in GPU_EXECUTORS:
+        if name in gpu:
             assert config["tolerations"] == [
                 {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
             ]
@@ -147,7 +272,9 @@ def test_cpu_cluster_settings(ir_cpu_cluster):
     spec, platform = ir_cpu_cluster
     executors = spec["deploymentSpec"]["executors"]
     assert executors["exec-fold-train"]["container"]["image"] == "localhost:5000/clpipe/clpipe-gpu:dev"
-    assert executors["exec-report"]["container"]["image"] == "localhost:5000/clpipe/clpipe-cpu:dev"
+    assert (
+        executors["exec-report-of-both-kinds"]["container"]["image"] == "localhost:5000/clpipe/clpipe-cpu:dev"
+    )
     assert all("accelerator" not in e["container"]["resources"] for e in executors.values())
     k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert all("secretAsEnv" not in config for config in k8s.values())
@@ -159,8 +286,121 @@ def test_cpu_cluster_settings(ir_cpu_cluster):
     } in executors["exec-noisy-labels"]["container"]["env"]
 
 
-def test_negative_gpu_count_is_refused():
-    from clpipe.components.common.kfp_component import TaskSettings
+def _params(*conditions: dict) -> BenchmarkParams:
+    return params_from_mapping({"dataset": "gs://b/cifar10", "conditions": list(conditions)}, "test")
 
-    with pytest.raises(ValueError, match="gpus"):
-        TaskSettings(gpus=-1)
+
+GENERATED = {"name": "g", "noise": 0.2}
+GIVEN = {"name": "p", "labels": "gs://b/l.json", "pred_probs": "gs://b/pyx.npy"}
+
+
+@pytest.mark.parametrize(
+    ("conditions", "kinds"),
+    [
+        ((GENERATED,), ("cross-validated",)),
+        ((GIVEN,), ("given-pred-probs",)),
+        ((GIVEN, GENERATED), ("cross-validated", "given-pred-probs")),
+    ],
+)
+def test_a_run_gets_the_loops_of_its_kinds_and_matching_arguments(conditions, kinds, tmp_path):
+    params = _params(*conditions)
+    assert pipeline.kinds_of(params) == kinds
+    arguments = pipeline.pipeline_arguments(params)
+    spec, _ = compiled(tmp_path / "run.yaml", kinds=kinds)
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert set(arguments) == set(inputs)  # every argument is a parameter, every required one is given
+    for kind in kinds:
+        (expected,) = [c for c in params.arguments()["conditions"] if pipeline.kind_of(c) == kind]
+        assert arguments[pipeline.CONDITIONS_PARAMETER[kind]] == [expected]
+    loops = [t for t in spec["root"]["dag"]["tasks"].values() if "parameterIterator" in t]
+    assert len(loops) == len(kinds)
+    report_task = "report" if len(kinds) == 1 else "report-of-both-kinds"
+    assert report_task in spec["root"]["dag"]["tasks"]
+
+
+def test_request_caps_lower_requests_only(tmp_path):
+    args = compile_module.build_parser().parse_args(
+        ["-o", "x", "--max-cpu-request", "1", "--max-memory-request", "2Gi"]
+    )
+    spec, _ = compiled(tmp_path / "capped.yaml", compile_module.settings_from_args(args))
+    default, _ = compiled(tmp_path / "default.yaml")
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        capped, before = (
+            executor["container"]["resources"],
+            default["deploymentSpec"]["executors"][name]["container"]["resources"],
+        )
+        assert float(capped["resourceCpuRequest"]) <= 1 and capped["resourceMemoryRequest"] == "2Gi", name
+        for key in ("resourceCpuLimit", "resourceMemoryLimit", "accelerator"):
+            assert capped.get(key) == before.get(key), (name, key)
+
+
+def test_resources_caps_and_limits():
+    r = Resources("4", "16Gi", "8", "32Gi")
+    assert r.with_requests_capped("500m", "20Gi") == Resources("500m", "16Gi", "8", "32Gi")
+    assert r.with_requests_capped(None, None) == r
+    assert r.with_limits("2", "8Gi") == Resources("2", "8Gi", "2", "8Gi")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--gpus", "-1"], "--gpus: must be >= 0, got -1"),
+        (["--task-parallelism", "0"], "--task-parallelism: must be >= 1, got 0"),
+        (["--max-memory-request", "lots"], "--max-memory-request: lots: expected a Kubernetes quantity"),
+        (["--gpu-task-limits", "8"], "--gpu-task-limits: 8: expected CPU,MEMORY"),
+        (["--target", "vertex"], "--pipeline-root: Vertex AI needs a gs:// URL"),
+        (["--target", "vertex", "--pipeline-root", "s3://b/r"], "--pipeline-root: s3://b/r: Vertex AI needs"),
+    ],
+)
+def test_bad_compile_settings_exit_2_naming_the_flag(flags, message, tmp_path, capsys):
+    out = tmp_path / "p.yaml"
+    assert compile_module.main(["-o", str(out), *flags]) == 2
+    assert f"ERROR compile: {message}" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_vertex_target_is_one_document_with_vertex_accelerators(vertex_yaml):
+    documents = list(yaml.safe_load_all(vertex_yaml.read_text()))
+    assert len(documents) == 1  # aiplatform.PipelineJob reads exactly one YAML document
+    (spec,) = documents
+    assert spec["defaultPipelineRoot"] == VERTEX_ROOT
+    gpu = gpu_executors(spec)
+    assert gpu == {"exec-fold-train", "exec-coteach", "exec-coteach-2"}
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        resources = executor["container"]["resources"]
+        if name in gpu:
+            assert resources["accelerator"] == {
+                "type": "NVIDIA_H100_80GB",
+                "resourceType": "NVIDIA_H100_80GB",
+                "count": "1",
+                "resourceCount": "1",
+            }
+            assert resources["resourceCpuLimit"] == "8" and resources["resourceMemoryLimit"] == "32Gi"
+        else:
+            assert "accelerator" not in resources
+        assert "env" not in executor["container"], name  # credentials: the job's service account
+    assert "nvidia.com" not in vertex_yaml.read_text() and "clpipe-storage" not in vertex_yaml.read_text()
+
+
+def test_ir_size_of_the_table2_fast_run_against_the_argo_object_limit(tmp_path):
+    """The table2-fast run (12 cross-validated conditions) as ``clpipe submit`` compiles it.
+
+    Argo keeps a run's Workflow in one etcd object (default limit 1.5 MiB); KFP 2.x's Workflow
+    is about 3x the IR (kubeflow/pipelines#13738). The conditions go in as run arguments.
+    """
+    from clpipe.pipelines.config import load_config
+
+    config = load_config(str(compile_module.GOLDEN.parent / "configs" / "table2-fast.yaml"))
+    config.pop("output")
+    params = params_from_mapping(config, "table2-fast.yaml")
+    spec, platform = compiled(tmp_path / "fast.yaml", kinds=pipeline.kinds_of(params))
+    ir_bytes = len(json.dumps(spec)) + len(json.dumps(platform))
+    arguments_bytes = len(json.dumps(pipeline.pipeline_arguments(params)))
+    limit = 1.5 * 2**20
+    estimate = 3 * ir_bytes + arguments_bytes
+    print(
+        f"\ntable2-fast: IR {ir_bytes / 1024:.1f} KiB, arguments {arguments_bytes / 1024:.1f} KiB, "
+        f"Workflow about {estimate / 1024:.0f} KiB = {estimate / limit:.0%} of the 1.5 MiB etcd limit"
+    )
+    assert len(params.conditions) == 12
+    assert estimate < limit / 2, f"{estimate} bytes: less than 2x margin to the etcd object limit"

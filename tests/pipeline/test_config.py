@@ -5,8 +5,8 @@ import os
 from pathlib import Path
 
 import pytest
-from clpipe.components.common.errors import InputError
 from clpipe.components.common.conditions import Condition
+from clpipe.components.common.errors import InputError
 from clpipe.pipelines import config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,10 +22,10 @@ def parse(argv):
 def test_demo_config():
     params, others = parse([str(DEMO)])
     assert others == {"output": "runs/demo"}
-    assert [c.name for c in params.conditions] == ["pub-n0.4-s0.2", "gen-n0.2-s0.0"]
+    assert [c.name for c in params.conditions] == ["n0.4-s0.2"]
     assert params.conditions[0].pred_probs.endswith("pyx__frac_zero_noise_rates__0.2__noise_amount__0.4.npy")
-    assert params.conditions[1] == Condition(name="gen-n0.2-s0.0", noise=0.2, sparsity=0.0, seed=1)
-    assert params.methods == ("none", "cl_pbnr") and params.fold_arch == "airbench-tiny"
+    assert params.methods == ("none", "cl_pbnr") and params.coteach_recipe == "fast"
+    assert params.train_per_class == 200 and params.coteach_epochs == 24
     resolved = params.with_local_paths_resolved(str(REPO))
     for url in (resolved.dataset, resolved.conditions[0].labels, resolved.conditions[0].pred_probs):
         assert os.path.isabs(url) and os.path.exists(url), url
@@ -52,7 +52,7 @@ def test_flags_override_the_config():
         Condition(name="a", noise=0.4, sparsity=0.2, seed=2),
         Condition(name="b", labels="s3://b/l.json"),
     )
-    assert params.fold_arch == "airbench-tiny"  # from the config
+    assert params.coteach_recipe == "fast" and params.train_per_class == 200  # from the config
 
 
 def test_defaults_are_the_papers_benchmark():
@@ -116,13 +116,6 @@ def test_bad_config_files(tmp_path):
     bad.write_text("dataset: d\nconditions: [{name: x, noise: 0.2, colour: red}]\n")
     with pytest.raises(InputError, match=r"conditions\[0\] 'x'|colour"):
         parse([str(bad)])
-
-
-def test_torch_free_name_lists_match_the_trainers():
-    from clpipe.components.fold_train.models import ARCHS
-    from clpipe.pipelines import config
-
-    assert config.FOLD_ARCHS == ARCHS
 
 
 @pytest.mark.parametrize("name", ["table2-paper", "table2-from-published", "table2-fast"])

@@ -2,31 +2,38 @@
 (Markdown, HTML, CSV, PNG figures), bad input -> exit 2 and nothing written."""
 
 import json
+import os
+
+import numpy as np
+from clpipe.components.common import storage
+from clpipe.components.common.datasets import open_split, subset_rows
 
 from clpipe import cli as clpipe_cli
 
-from .conftest import labels_summary, masks_summary, probs_summary, run_metrics
+from .conftest import K, labels_summary, masks_summary, probs_summary, run_metrics
 
 
-def _write(directory, name, data):
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / name).write_text(json.dumps(data))
+def _write(directory, name, data, stage):
+    """A stage output holding one JSON file, published with its manifest as ``stage`` would."""
+    with storage.staged_output(str(directory), stage=stage) as tmp:
+        storage.save_json(os.path.join(tmp, name), data)
     return str(directory)
 
 
 def _condition_dirs(root, name, noise, methods=("none", "argmax", "cl_pbnr")):
+    labels = labels_summary(name, noise, 0.0, noise)
     return {
-        "labels": _write(root / name / "labels", "summary.json", labels_summary(name, noise, 0.0, noise)),
-        "probs": _write(root / name / "probs", "summary.json", probs_summary()),
-        "masks": _write(root / name / "masks", "summary.json", masks_summary()),
-        "runs": [_write(root / name / f"run-{m}", "metrics.json", run_metrics(m)) for m in methods],
+        "labels": _write(root / name / "labels", "summary.json", labels, "noisy-labels"),
+        "probs": _write(root / name / "probs", "summary.json", probs_summary(), "combine-folds"),
+        "masks": _write(root / name / "masks", "summary.json", masks_summary(), "make-masks"),
+        "runs": [_write(root / name / f"run-{m}", "metrics.json", run_metrics(m), "coteach") for m in methods],
     }
 
 
-def _report_condition(d, out) -> int:
+def _report_condition(d, out, *extra) -> int:
     """``clpipe report condition`` over the stage directories ``d``; returns the exit code."""
     argv = ["report", "condition", "--labels", d["labels"], "--pred-probs", d["probs"], "--masks", d["masks"]]
-    return clpipe_cli.main([*argv, "--out", str(out), *d["runs"]])
+    return clpipe_cli.main([*argv, *extra, "--out", str(out), *d["runs"]])
 
 
 def _condition(root, name, noise):
@@ -42,6 +49,8 @@ def test_condition_then_render(tmp_path, capsys):
     out = tmp_path / "report"
     assert clpipe_cli.main(["report", "render", "--print", "--out", str(out), *results]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
+        "clpipe-manifest.json",
+        "detection.csv",
         "plots",
         "report.html",
         "report.md",
@@ -69,5 +78,65 @@ def test_a_run_without_a_mask_exits_2_and_writes_nothing(tmp_path, capsys):
 def test_render_of_a_missing_condition_exits_2(tmp_path, capsys):
     out = tmp_path / "report"
     assert clpipe_cli.main(["report", "render", "--out", str(out), str(tmp_path / "nowhere")]) == 2
-    assert "condition.json: file not found" in capsys.readouterr().err
+    assert "nowhere: output not found" in capsys.readouterr().err
     assert not out.exists()
+
+
+def _tiny_dataset(root, n_per_class=10):
+    """A 3-class .npz dataset; returns its path and its train split (rows in ImageFolder order)."""
+    labels = np.repeat(np.arange(K), n_per_class)
+    path = root / "tiny.npz"
+    np.savez(path, images=np.zeros((len(labels), 32, 32, 3), np.uint8), labels=labels, classes=np.array(["a", "b", "c"]))
+    return str(path), open_split(str(path), "train")
+
+
+def _mask_dirs(root, split, given, keep_masks):
+    """A noisy-labels and a make-masks output (with their manifests) around ``keep_masks``."""
+    with storage.staged_output(str(root / "labels"), stage="noisy-labels") as tmp:
+        storage.save_npy(os.path.join(tmp, "labels.npy"), given)
+        storage.save_json(os.path.join(tmp, "summary.json"), labels_summary("t", 0.4, 0.0, 0.4))
+    n = len(next(iter(keep_masks.values())))
+    with storage.staged_output(str(root / "masks"), stage="make-masks") as tmp:
+        for method, keep in keep_masks.items():
+            storage.save_npy(storage.join(tmp, f"train_pruned_{method}", "train_mask.npy"), keep)
+        storage.save_json(os.path.join(tmp, "summary.json"), masks_summary(n, methods=tuple(keep_masks)))
+    probs = _write(root / "probs", "summary.json", probs_summary(n), "combine-folds")
+    return {"labels": str(root / "labels"), "probs": probs, "masks": str(root / "masks"), "runs": []}
+
+
+def test_condition_with_the_dataset_scores_the_masks_against_the_real_errors(tmp_path):
+    dataset, split = _tiny_dataset(tmp_path)
+    given = split.labels.copy()
+    given[[0, 1, 2, 15]] = (given[[0, 1, 2, 15]] + 1) % K  # 4 real errors: 3 of class a, 1 of class b
+    removed = np.zeros(len(given), bool)
+    removed[[0, 1, 15, 20, 21]] = True  # finds 3 of them, removes 2 correct labels
+    d = _mask_dirs(tmp_path, split, given, {"cl_pbnr": ~removed, "argmax": np.ones(len(given), bool)})
+    out = tmp_path / "result"
+    assert _report_condition(d, out, "--dataset", dataset) == 0
+    found = json.loads((out / "condition.json").read_text())["detection"]
+    assert found["real_errors"] == 4 and found["real_errors_per_class"] == [3, 1, 0]
+    assert found["classes"] == ["a", "b", "c"]
+    assert found["methods"]["cl_pbnr"] == {
+        "removed": 5, "errors_removed": 3, "precision": 0.6, "recall": 0.75, "errors_removed_per_class": [2, 1, 0]
+    }
+    assert found["methods"]["argmax"]["precision"] is None and found["methods"]["argmax"]["recall"] == 0.0
+
+
+def test_masks_of_the_cross_validated_subset_are_scored_on_its_rows(tmp_path):
+    dataset, split = _tiny_dataset(tmp_path)
+    given = (split.labels + 1) % K  # every label wrong
+    rows = subset_rows(split.labels, 4, 7)
+    d = _mask_dirs(tmp_path, split, given, {"cl_pbnr": np.zeros(len(rows), bool)})
+    out = tmp_path / "result"
+    argv = ["--dataset", dataset, "--subset-per-class", "4", "--subset-seed", "7"]
+    assert _report_condition(d, out, *argv) == 0
+    found = json.loads((out / "condition.json").read_text())["detection"]
+    assert found["n_examples"] == found["real_errors"] == 12 and found["methods"]["cl_pbnr"]["precision"] == 1.0
+
+
+def test_masks_of_another_size_exit_2(tmp_path, capsys):
+    dataset, split = _tiny_dataset(tmp_path)
+    d = _mask_dirs(tmp_path, split, split.labels, {"cl_pbnr": np.ones(7, bool)})
+    assert _report_condition(d, tmp_path / "result", "--dataset", dataset) == 2
+    assert "7 rows: neither the whole split" in capsys.readouterr().err
+    assert not (tmp_path / "result").exists()

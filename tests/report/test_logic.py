@@ -3,6 +3,7 @@
 import csv
 import io
 
+import numpy as np
 import pytest
 from clpipe.components.common.errors import InputError
 from clpipe.components.report import logic
@@ -155,3 +156,47 @@ def test_report_says_which_test_set(make_result):
     text = logic.report_markdown([make_result("a")], [])
     assert "30 images scored per network and epoch, of which 4 carry the official pixels" in text
     assert "### On the exact test images" in text
+
+
+def _with_detection(make_result, name="a", methods=("none", "argmax", "cl_pbnr")):
+    from clpipe.components.report import detection
+
+    true = np.repeat(np.arange(3), 10)
+    given = true.copy()
+    given[:6] = (given[:6] + 1) % 3  # 6 real errors among 30 rows
+    pbnr = np.ones(30, bool)
+    pbnr[[0, 1, 2, 3, 10, 11, 20, 21]] = False  # removes 8: 4 real errors
+    argmax = np.ones(30, bool)
+    argmax[:6] = False  # removes exactly the 6 real errors
+    masks = {"argmax": argmax, "conf_joint_only": argmax, "cl_pbnr": pbnr}
+    found = detection.detection(given, true, masks, ["x", "y", "z"], source="M")
+    result = make_result(name, methods=methods)
+    return {**result, "detection": found}
+
+
+def test_the_report_opens_with_what_was_found_in_words(make_result):
+    text = logic.report_markdown([_with_detection(make_result)], [])
+    head = text.split("## Label errors found")[0]
+    assert "a (generated labels, 40 % noise, sparsity 0.2): 6 of the 30 given labels are wrong" in head
+    assert "The 3 confident-learning methods removed 6 to 8 labels; 50% to 100% of the removed labels were real errors (precision)" in head
+    assert "CL: PBNR, trained on below, removed 8: 4 real errors (precision 0.500, recall 0.667)" in head
+    # runs of the fixture: every method ends at 0.5, so cleaning changed nothing here
+    assert "Co-Teaching on the 25 rows CL: PBNR kept reached 0.500 test accuracy, against 0.500" in head
+    assert "+0.0 points" in head and "the paper, training 250 epochs on all 50,000 images:" in head
+    assert "| a | 30 (6 wrong) | CL: C_confusion | 6 | 6 | 1.000 | 1.000 |" in text
+    assert "| x | 6 | 4 | 0.667 |" in text  # per class (dataset label), for the trained CL method
+
+
+def test_detection_only_conditions_stay_out_of_the_accuracy_tables(make_result):
+    results = [_with_detection(make_result, "a"), _with_detection(make_result, "b", methods=())]
+    text = logic.report_markdown(results, [])
+    assert "| b | 30 (6 wrong) |" in text
+    table2 = text.split("## Test accuracy (Table 2 layout)")[1].split("###")[0]
+    assert "a<br>" in table2 and "b<br>" not in table2
+
+
+def test_html_is_rendered_by_a_markdown_library(make_result):
+    page = logic.report_html(logic.report_markdown([_with_detection(make_result)], []), {})
+    assert "<h3>Difference to the paper (ours - paper)</h3>" in page and "<p>###" not in page
+    assert "<strong>Finding label errors</strong>" in page and "<li>" in page
+    assert ">CL: C_{ỹ,y*}</td>" in page  # not taken for emphasis

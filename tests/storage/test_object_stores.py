@@ -35,15 +35,15 @@ def test_files_round_trip(base):
 
 def test_staged_output_publishes_everything_or_nothing(base):
     out = storage.join(base, "out")
-    with pytest.raises(RuntimeError), storage.staged_output(out) as stage:
+    with pytest.raises(RuntimeError), storage.staged_output(out, stage="s") as stage:
         storage.write_bytes(os.path.join(stage, "half.txt"), b"x")
         raise RuntimeError("stage failed")
     assert not storage.exists(out)
-    with storage.staged_output(out) as stage:
+    with storage.staged_output(out, stage="s") as stage:
         os.makedirs(os.path.join(stage, "train_pruned_argmax"))
         np.save(os.path.join(stage, "train_pruned_argmax", "train_mask.npy"), np.ones(3, bool))
         storage.save_json(os.path.join(stage, "summary.json"), {"done": True})
-    assert storage.listdir(out) == ["summary.json", "train_pruned_argmax"]
+    assert storage.listdir(out) == [storage.MANIFEST, "summary.json", "train_pruned_argmax"]
     assert storage.load_npy(storage.join(out, "train_pruned_argmax", "train_mask.npy")).all()
 
 
@@ -70,5 +70,7 @@ def test_credentials_come_from_the_environment(stores, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
     s3fs.S3FileSystem.clear_instance_cache()
     url = f"{stores['s3']}/denied.bin"
-    with pytest.raises(InputError, match=rf"{url}: permission denied \(.*signature.*\); check the credentials"):
+    with pytest.raises(
+        InputError, match=rf"{url}: permission denied \(.*signature.*\); check the credentials"
+    ):
         storage.write_bytes(url, b"x")
