@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 _MAX_LISTED = 5
 #: Endings of the label file formats read here.
 LABEL_FILE_ENDINGS = (".npy", ".json", ".json.gz")
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
 def _listing(items: list[str]) -> str:
@@ -56,7 +57,12 @@ def _json_labels(url: str) -> dict[str, int]:
         raise InputError(url, "", f"expected a JSON object mapping file names to labels, got {type(data).__name__}")
     bad = [k for k, v in data.items() if isinstance(v, bool) or not isinstance(v, int)]
     if bad:
-        raise InputError(url, f"value of {bad[0]!r}", f"labels must be integers; {len(bad)} are not: {_listing(bad)}")
+        raise InputError(url, f"value of {bad[0]!r}", f"labels must be integers, got {data[bad[0]]!r}; "
+                         f"{len(bad)} are not: {_listing(bad)}")
+    huge = [k for k, v in data.items() if not _INT64_MIN <= v <= _INT64_MAX]
+    if huge:  # numpy cannot hold them (OverflowError); no class index is that large anyway
+        raise InputError(url, f"value of {huge[0]!r}", f"{data[huge[0]]} is no class index (outside the 64-bit "
+                         f"integers); {len(huge)} such labels: {_listing(huge)}")
     return data
 
 
