@@ -113,15 +113,18 @@ def run_stage(
 
     For commands that are not stages (``compile``, ``run``, ``submit``); stages use
     :func:`stage_main`. argparse's usage errors exit 2 as well (``--help`` exits 0); they are
-    returned, not raised, so callers of ``main(argv)`` always get an exit code.
+    returned, not raised, so callers of ``main(argv)`` always get an exit code. With subcommands
+    the ERROR line names the one chosen (``ERROR data info: ...``), as :func:`stage_main` does.
     """
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
     configure_logging(getattr(args, "verbose", False))
-    log.info("%s %s", stage, " ".join(f"{k}={v}" for k, v in vars(args).items()))
-    return run_entry(stage, body, {"args": args})
+    chosen = [getattr(args, a.dest) for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    label = " ".join([stage, *chosen])
+    log.info("%s %s", label, " ".join(f"{k}={v}" for k, v in vars(args).items()))
+    return run_entry(label, body, {"args": args})
 
 
 # --- command lines generated from entry points ------------------------------------------------------

@@ -129,7 +129,7 @@ def test_the_cli_checks_a_mirror_against_the_official_md5(tmp_path, cifar_source
     argv = ["data", "fetch", "cifar10", "--out", str(tmp_path / "data"), "--cifar10-url", source.url]
     assert clpipe_cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert f"ERROR data: {source.url}: md5:" in err
+    assert f"ERROR data fetch: {source.url}: md5:" in err
     assert not list((tmp_path / "data" / "cifar10").glob("*.npz"))
 
 
@@ -220,6 +220,6 @@ def test_the_cli_refuses_files_that_are_not_the_published_ones(tmp_path, server,
     argv = ["data", "fetch", "cl-reproduce", "--out", str(tmp_path / "data"), "--cl-reproduce-url", server[1]]
     assert clpipe_cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert "ERROR data:" in err and "sha256: is " in err and "not the published file" in err
+    assert "ERROR data fetch:" in err and "sha256: is " in err and "not the published file" in err
     written = tmp_path / "data" / "cl-reproduce"
     assert not written.exists() or not list(written.iterdir())

@@ -67,7 +67,7 @@ def test_a_damaged_or_missing_chunk_is_refused(packed, tmp_path, capsys, damage)
     else:
         victim.unlink()
     assert unpack(packed, tmp_path / "out", copy) == 2
-    assert "ERROR data: " in capsys.readouterr().err
+    assert "ERROR data unpack: " in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
