@@ -121,10 +121,14 @@ def _subset(args: argparse.Namespace) -> None:
 
 def _info(args: argparse.Namespace) -> None:
     report = {}
+    absent = {}
     for split_name in SPLITS:
         try:
             split = open_split(args.dataset, split_name)
-        except InputError as e:  # a dataset may have only one split
+        except InputError as e:
+            if e.field != split_name:  # a damaged split, or no dataset at all
+                raise
+            absent[split_name] = e  # a dataset may have only one split
             report[split_name] = {"error": str(e)}
             continue
         report[split_name] = {
@@ -135,6 +139,8 @@ def _info(args: argparse.Namespace) -> None:
             "fingerprint": split.fingerprint(),
             "n_exact": None if split.exact is None else int(split.exact.sum()),
         }
+    if len(absent) == len(SPLITS):
+        raise absent[SPLITS[0]]
     json.dump(report, sys.stdout, indent=2)
     print()
 
