@@ -40,9 +40,14 @@ def select_device(name: str = "auto") -> torch.device:
     """``auto`` = the GPU when one is visible, else the CPU; ``cuda`` without a GPU is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:  # torch lists its ~20 device types; clpipe runs on two of them
+        raise InputError("device", "", f"{name!r} is no device: use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device", "", "cuda was asked for but torch sees no GPU")
+        raise InputError("device", "", "cuda was asked for but torch sees no GPU")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise InputError("device", "", f"{name}: torch sees {torch.cuda.device_count()} GPU(s)")
     return device
 
 
