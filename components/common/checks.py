@@ -25,7 +25,8 @@ PROB_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 def check_labels(
-    values: np.ndarray, num_classes: int, source: str, field: str = "labels", *, every_class: bool = False
+    values: np.ndarray, num_classes: int, source: str, field: str = "labels", *, every_class: bool = False,
+    classes_from: str | None = None,
 ) -> np.ndarray:
     """(N,) labels as int64, after checking shape, dtype and range.
 
@@ -35,7 +36,13 @@ def check_labels(
         source, field: Named in the error (the file and the array in it).
         every_class: Also require each of the K classes to occur at least once (confident
             learning's per-class threshold is the mean self-confidence of the class).
+        classes_from: Where K comes from when not from the labels' own dataset (e.g. the
+            columns of a pred_probs file); a range error then names the class-count mismatch,
+            since either file may be the wrong one (9-class pred_probs, 10-class labels).
     """
+    mismatch = "" if classes_from is None else (
+        f"; K = {num_classes} is the class count of {classes_from}: labels and pred_probs must count the "
+        "same classes")
     values = np.asarray(values)
     if values.ndim != 1:
         raise InputError(source, field, f"expected a 1-D array of labels, got shape {values.shape}")
@@ -45,13 +52,14 @@ def check_labels(
     if len(outside):
         raise InputError(
             source, field,
-            f"{len(outside)} labels outside [0, {num_classes}), first at row {outside[0]}: {values[outside[0]]}",
+            f"{len(outside)} labels outside [0, {num_classes}), first at row {outside[0]}: {values[outside[0]]}"
+            + mismatch,
         )
     if every_class:
         missing = np.flatnonzero(np.bincount(values, minlength=num_classes) == 0)
         if len(missing):
             raise InputError(source, field, f"classes {missing.tolist()} have no examples; "
-                             "every class needs at least one given label")
+                             "every class needs at least one given label" + mismatch)
     return values.astype(np.int64, copy=False)
 
 

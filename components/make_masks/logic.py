@@ -98,7 +98,8 @@ def check_inputs(
     threshold is the mean self-confidence of that class, notes §2).
     """
     check_pred_probs(pred_probs, pred_probs_source)
-    check_labels(labels, pred_probs.shape[1], labels_source, every_class=True)
+    check_labels(labels, pred_probs.shape[1], labels_source, every_class=True,
+                 classes_from=f"{pred_probs_source} (its columns)")
     check_same_rows(len(labels), len(pred_probs), labels_source, pred_probs_source)
 
 

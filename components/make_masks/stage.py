@@ -69,7 +69,7 @@ def make_masks(
     storage.check_output(out, stage=Masks.STAGE, inputs=inputs)
     probs_url = PredProbs.file_url(pred_probs)
     probs = PredProbs.read_array(probs_url)
-    given = load_labels_in_file_order(labels, probs.shape[1])
+    given = load_labels_in_file_order(labels)  # their classes are checked against the pred_probs' in logic
     view = None if dataset is None else _view(dataset, subset_per_class, subset_seed, probs.shape)
     log.info("labels %s (%d rows); pred_probs %s %s %s", labels, len(given), probs_url, probs.shape, probs.dtype)
     keep = logic.make_masks(given, probs, methods=chosen, compat=compat, labels_source=labels,
