@@ -106,8 +106,9 @@ def condition_result(
             or None when the dataset's labels were not given.
 
     Raises:
-        InputError: a summary lacks a field, two runs train the same method, a run trains a
-            method the masks do not have, or the pieces disagree on the number of examples.
+        InputError: a summary lacks a field, a run did not finish, two runs train the same
+            method, a run trains a method the masks do not have, or the pieces disagree on the
+            number of examples.
     """
     _require(
         labels,
@@ -131,6 +132,10 @@ def condition_result(
         source = sources.get(f"runs/{i}", f"run {i}")
         _require(run, ("method", "final", "best", "curves"), source)
         method = run["method"]
+        if run.get("complete") is False:  # an early stop (--stop-after, a preempted task): no final accuracy
+            total = run.get("epochs", 0) - run.get("first_epoch", 0)
+            raise InputError(source, "complete", f"the {method} run stopped after {run.get('epochs_done')} of "
+                             f"{total} epochs: rerun the same coteach command to finish it")
         if method in by_method:
             raise InputError(source, "method", f"{method!r} trained twice")
         if method != NO_PRUNING and method not in masks["methods"]:
