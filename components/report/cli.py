@@ -98,6 +98,20 @@ def read_detection(dataset: str, labels_dir: str, masks_dir: str, masks: dict, p
     return detection.detection(given[rows], split.labels[rows], keep, split.classes, source=masks_dir)
 
 
+def check_lineage(given: dict[str, str], outputs: Sequence[str]) -> None:
+    """The pieces of a condition must belong together: where an output's manifest records an input
+    of one of the ``given`` stages (stage -> the output given for it), it must be that very output
+    (same manifest sha256), e.g. the masks made from these pred_probs, not another condition's."""
+    digests = {stage: storage.open_output(url).digest for stage, url in given.items()}
+    for url in outputs:
+        for record in storage.open_output(url).manifest.inputs:
+            stage = record.get("stage")
+            if stage in digests and record.get("manifest_sha256") != digests[stage]:
+                made_from = record.get("output", record.get("url"))
+                raise InputError(given[stage], "manifest", f"not the {stage} output {url} was made from "
+                                 f"({made_from}): the pieces of a condition must belong together")
+
+
 def _condition(args: argparse.Namespace) -> None:
     inputs = [args.labels, args.pred_probs, args.masks, *args.runs]
     storage.check_output(args.out, stage=CONDITION_STAGE, inputs=inputs)
@@ -107,6 +121,8 @@ def _condition(args: argparse.Namespace) -> None:
         "masks": args.masks,
         **{f"runs/{i}": run for i, run in enumerate(args.runs)},
     }
+    check_lineage({"noisy-labels": args.labels, "combine-folds": args.pred_probs, "make-masks": args.masks},
+                  [args.pred_probs, args.masks, *args.runs])
     masks = _summary(args.masks, "summary.json")
     found = None
     if args.dataset:
