@@ -234,8 +234,11 @@ def load_config(url: str) -> dict:
 
     try:
         data = yaml.safe_load(storage.read_bytes(url))
-    except yaml.YAMLError as e:
-        raise InputError(url, "", f"not valid YAML ({e})") from None
+    except yaml.YAMLError as e:  # its str() spans several lines (context, snippet, marks)
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())
+        raise InputError(url, "", f"not valid YAML: {where}{problem}") from None
     if not isinstance(data, dict):
         raise InputError(url, "", "expected a mapping of parameter names to values")
     return data
@@ -277,4 +280,19 @@ def params_from_args(args: argparse.Namespace, extra: Sequence[str] = ()) -> tup
         if f.name == "conditions":
             value = [parse_condition_flag(text) for text in value]
         data[f.name] = value
-    return params_from_mapping(data, args.config or "flags"), others
+    try:
+        return params_from_mapping(data, args.config or "flags"), others
+    except InputError as e:
+        raise _in_config(e, args) from None
+
+
+def _in_config(error: InputError, args: argparse.Namespace) -> InputError:
+    """A check of the parameters (source ``parameters`` or ``condition 'x'``) on a value the config
+    file gave (no flag overrode it), re-sourced to that file, so the line names where to fix it."""
+    if not args.config or error.source.startswith(args.config):
+        return error
+    key = "conditions" if error.source.startswith("condition ") else error.field
+    if getattr(args, key, None) is not None:  # the value came from a flag
+        return error
+    field = error.field if error.source == "parameters" else f"{error.source}: {error.field}"
+    return InputError(args.config, field, error.problem)
