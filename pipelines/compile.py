@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -222,7 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_output_file(path: str) -> None:
+    """The YAML file can be written: not a folder, in a folder that exists (checked before compiling)."""
+    if os.path.isdir(path):
+        raise cli.InputError(path, "", "is a folder: give the YAML file to write")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise cli.InputError(path, "", f"the folder {folder} does not exist: create it or write elsewhere")
+
+
 def run(args: argparse.Namespace) -> None:
+    check_output_file(args.output)
     compile_pipeline(args.output, settings_from_args(args))
     cli.log.info("wrote %s", args.output)
 
