@@ -39,6 +39,7 @@ import re
 import sys
 import tempfile
 import time
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -200,8 +201,17 @@ def submit_kubeflow(args: argparse.Namespace, package: str, arguments: dict, run
 
     if not args.host:
         raise InputError("--host", "", "the KFP endpoint is needed (e.g. http://localhost:8080)")
-    client = kfp.Client(host=args.host, namespace=args.namespace or "kubeflow")
-    check_backend(client, args.host)
+    import urllib3
+
+    try:
+        with warnings.catch_warnings():  # "only works with v2.0.0-beta.2 and later": check_backend checks
+            warnings.filterwarnings("ignore", "This client only works with", FutureWarning)
+            client = kfp.Client(host=args.host, namespace=args.namespace or "kubeflow")
+        check_backend(client, args.host)
+    except urllib3.exceptions.MaxRetryError as e:  # ~80 lines of chained tracebacks otherwise
+        reason = type(e.reason).__name__ if e.reason is not None else "no answer"
+        raise InputError(args.host, "", f"unreachable ({reason}, also on retries): is a KFP server listening "
+                         "there (e.g. kubectl port-forward svc/ml-pipeline-ui 8080:80)?") from None
     pipeline_id, version_id = pipeline_version(client, package, args.pipeline_name, args.namespace)
     experiment_id = client.create_experiment(args.experiment, namespace=args.namespace).experiment_id
     run = client.run_pipeline(
