@@ -654,7 +654,7 @@ def _enclosing_output(url: str) -> tuple[Output, str] | None:
             return None
         parts.insert(0, folder.replace(os.sep, "/").rsplit("/", 1)[-1])
         folder = parent
-        loc = _Location(folder)
+        loc = _Location(folder, reported_as=url)
         if loc.read(MANIFEST) is None and loc.read(JOURNAL) is None:
             continue
         return open_output(folder), "/".join(parts)
@@ -702,8 +702,10 @@ class _Location:
     may have written the folder.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, reported_as: str | None = None) -> None:
         self.url = os.fspath(url)
+        #: The URL an unusable location is reported as: the input a folder above it is looked at for.
+        self.reported_as = reported_as or self.url
         self.fs, path = url_to_fs(self.url)
         self.local = _fs_is_local(self.fs)
         self.path = os.path.abspath(path) if self.local else path.rstrip("/")
@@ -713,7 +715,7 @@ class _Location:
 
     def info(self) -> dict | None:
         """fsspec's info of the folder itself; None when nothing is there."""
-        with _access(self.url):
+        with _access(self.reported_as):
             self.fs.invalidate_cache(self.path)
             try:
                 return self.fs.info(self.path)
@@ -730,7 +732,7 @@ class _Location:
         return "dir" if info.get("type") == "directory" else "file"
 
     def read(self, name: str) -> bytes | None:
-        with _access(self.url):
+        with _access(self.reported_as):
             try:
                 return self.fs.cat_file(self.child(name))
             except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
@@ -738,7 +740,7 @@ class _Location:
 
     def listing(self) -> dict[str, int]:
         """Relative path -> size of every file below the folder, staging folders left out."""
-        with _access(self.url):
+        with _access(self.reported_as):
             self.fs.invalidate_cache(self.path)
             try:
                 found = self.fs.find(self.path, detail=True)
@@ -757,14 +759,14 @@ class _Location:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             os.replace(local_file, target)
         else:
-            with _access(self.url):
+            with _access(self.reported_as):
                 self.fs.put_file(local_file, target)
 
     def write(self, name: str, data: bytes, tmp_dir: str) -> None:
         if self.local:
             _write_local(self.child(name), data, tmp_dir)
         else:
-            with _access(self.url):
+            with _access(self.reported_as):
                 self.fs.pipe_file(self.child(name), data)
 
     def delete(self, name: str) -> None:
@@ -774,7 +776,7 @@ class _Location:
                 os.unlink(target)
             _remove_empty_dirs(os.path.dirname(target), self.path)
         else:
-            with _access(self.url), contextlib.suppress(FileNotFoundError):
+            with _access(self.reported_as), contextlib.suppress(FileNotFoundError):
                 self.fs.rm_file(target)
 
 
