@@ -246,13 +246,22 @@ def cifar10_present(out: str) -> bool:
     return all(os.path.exists(os.path.join(out, name)) for name in CIFAR10_FILES)
 
 
+def _existing_folder(path: str) -> str:
+    """``path`` or the nearest folder above it that exists."""
+    path = os.path.abspath(path)
+    while not os.path.isdir(path):
+        path = os.path.dirname(path)
+    return path
+
+
 def fetch_cifar10(out: str, source: Cifar10Source, *, log: Callable[[str], None] = print) -> bool:
     """Downloads, checks and converts CIFAR-10 into ``out``; False when it is there already."""
     if cifar10_present(out):
         return False
-    os.makedirs(out, exist_ok=True)
     dataset = _torchvision_class(source)
-    with tempfile.TemporaryDirectory(dir=out, prefix=".download-") as tmp:
+    # Downloaded beside the output, on its disk, but in a folder that exists: a failed download
+    # leaves no empty OUT/cifar10 behind (the files below create it).
+    with tempfile.TemporaryDirectory(dir=_existing_folder(out), prefix=".download-") as tmp:
         try:
             train, test = dataset(tmp, train=True, download=True), dataset(tmp, train=False)
         except (urllib.error.URLError, OSError) as e:
