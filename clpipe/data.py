@@ -110,7 +110,10 @@ def subset_npz_bytes(split: Split) -> bytes:
 
 def _subset(args: argparse.Namespace) -> None:
     split = open_split(args.dataset, args.split)
-    rows = subset_rows(split.labels, args.per_class, args.seed)
+    try:
+        rows = subset_rows(split.labels, args.per_class, args.seed)
+    except InputError as e:  # named by the stages' parameter, subset_per_class
+        raise InputError("--per-class", e.field, e.problem) from None
     given = load_labels(args.labels, split)[rows] if args.labels else None
     small = split.take(rows)
     storage.write_bytes(args.out, subset_npz_bytes(small))
