@@ -187,7 +187,7 @@ def add_entry_arguments(parser: argparse.ArgumentParser, command: Command) -> di
         kind, choices, many = _argument_type(hints[name])
         required = param.default is inspect.Parameter.empty
         default = None if required else param.default
-        help_ = docs.get(name, "")
+        help_ = docs.get(name, "").replace("%", "%%")  # argparse formats help with %: "70 %" broke --help
         if name in command.positional:
             names[name] = name.upper()
             nargs = ("+" if required else "*") if many else (None if required else "?")

@@ -1,7 +1,12 @@
 import argparse
 
+import pytest
+
 from clpipe.components.common import cli
 from clpipe.components.common.errors import InputError
+
+from clpipe.cli import COMMANDS
+from clpipe.cli import main as clpipe_main
 
 
 def parser():
@@ -25,3 +30,10 @@ def test_error_contract(capsys):
     assert "ERROR t: permission denied: Access Denied" in capsys.readouterr().err
     assert cli.run_stage("t", parser(), ["--x", "nope"], lambda args: None) == 2  # argparse usage error
     assert cli.run_stage("t", parser(), ["--help"], lambda args: None) == 0
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_prints_its_help(command, capsys):
+    """A '%' in a docstring (``70 %``) once made ``clpipe noisy-labels --help`` a TypeError."""
+    assert clpipe_main([command, "--help"]) == 0
+    assert capsys.readouterr().out.startswith(f"usage: clpipe {command}")
