@@ -286,6 +286,9 @@ def _open_npz(url: str, resolution: int | None) -> Split:
     try:
         npz = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        if "allow_pickle" in str(e):  # numpy's advice to unpickle an unknown file is never passed on
+            raise InputError(url, "", "not a readable .npz file: neither a zip archive of arrays nor "
+                             "numpy's .npy format") from None
         raise InputError(url, "", f"not a readable .npz file ({type(e).__name__}: {e})") from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise InputError(url, "", "a single .npy array, not an .npz with 'images' and 'labels'")

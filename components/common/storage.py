@@ -364,6 +364,9 @@ def _npy(data: bytes, url: str, field: str) -> np.ndarray:
     try:
         return np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as e:
+        if "allow_pickle" in str(e):  # numpy's advice to unpickle an unknown file is never passed on
+            raise InputError(url, field, "not a readable .npy array: neither numpy's .npy format nor a "
+                             "numeric array (it would have to be unpickled, which clpipe never does)") from None
         raise InputError(url, field, f"not a readable .npy array ({e})") from None
 
 
