@@ -1,7 +1,6 @@
 import argparse
 
 import pytest
-
 from clpipe.components.common import cli
 from clpipe.components.common.errors import InputError
 
