@@ -296,13 +296,14 @@ def _environment(kind: str, monkeypatch, tmp_path: Path) -> None:
 
 
 def _snapshot(path: Path) -> dict[str, str] | None:
-    """Relative path -> sha256 of every file under ``path`` (or of ``path`` itself); None: absent."""
-    if path.is_file():
-        return {"": hashlib.sha256(path.read_bytes()).hexdigest()}
+    """Relative path -> sha256 of every file under ``path`` (``dir`` for a folder; ``""`` is ``path``
+    itself when it is a file); None when nothing is there."""
     if not path.exists():
         return None
-    return {str(p.relative_to(path)) + ("/" if p.is_dir() else ""): p.is_dir() or hashlib.sha256(p.read_bytes())
-            .hexdigest() for p in sorted(path.rglob("*"))}
+    if path.is_file():
+        return {"": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {str(p.relative_to(path)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*"))}
 
 
 def _prefill(out: Path, before: str) -> None:
@@ -328,7 +329,7 @@ def run_case(c: Case, world: dict, tmp_path: Path, capsys) -> tuple[int, str]:
     capsys.readouterr()
     try:
         code = clpipe_main(argv)
-    except BaseException as e:  # noqa: BLE001 - a traceback is exactly what the contract forbids
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - a traceback is what the contract forbids
         pytest.fail(f"{c.id}: {type(e).__name__} raised (a traceback, not one ERROR line): {e}")
     return code, capsys.readouterr().err
 
@@ -364,11 +365,12 @@ def test_bad_input(c: Case, world, tmp_path, capsys, monkeypatch):
     assert after == outside, "the output location, the inputs or their folder changed"
 
 
-#: Cases run again as real ``python -m clpipe.cli`` processes (one per kind of command).
-IN_PROCESS_CHECKS = ["labels: a value of 2**70", "data info: MISSING", "compile -o /nonexistent/dir/p.yaml"]
+#: Cases run again as real ``python -m clpipe.cli`` processes: a stage (generated command line), a
+#: hand-made one with subcommands (data), a pipeline command (compile).
+REAL_PROCESS_CHECKS = ["labels: a value of 2**70", "data info: MISSING", "compile -o /nonexistent/dir/p.yaml"]
 
 
-@pytest.mark.parametrize("id_", IN_PROCESS_CHECKS)
+@pytest.mark.parametrize("id_", REAL_PROCESS_CHECKS)
 def test_in_process_is_the_real_command(id_, world, tmp_path, capsys):
     c = next(c for c in CASES if c.id == id_)
     (tmp_path / "a").mkdir()
