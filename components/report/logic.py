@@ -92,6 +92,7 @@ def condition_result(
     *,
     sources: Mapping[str, str],
     detection: Mapping | None = None,
+    review: Mapping | None = None,
 ) -> dict:
     """One condition's record (the ``condition.json`` of ``clpipe report condition``).
 
@@ -104,6 +105,8 @@ def condition_result(
             ``runs/<i>``), for error messages and provenance.
         detection: The masks scored against the real errors (:func:`.detection.detection`),
             or None when the dataset's labels were not given.
+        review: What the review files next to the record hold (``issue_method``,
+            ``n_label_issues``, ``n_examples``, ``files``), or None when there are none.
 
     Raises:
         InputError: a summary lacks a field, two runs train the same method, a run trains a
@@ -148,6 +151,7 @@ def condition_result(
         "masks": dict(masks),
         "runs": ordered,
         "detection": None if detection is None else dict(detection),
+        "review": None if review is None else dict(review),
         "sources": dict(sources),
     }
 
@@ -513,14 +517,39 @@ def _per_class_sections(results: Sequence[Mapping]) -> list[str]:
     return parts
 
 
-def report_markdown(results: Sequence[Mapping], figures: Sequence[tuple[str, str]]) -> str:
-    """The whole report: what was found in words, the two main tables, then details and figures."""
+def review_markdown(results: Sequence[Mapping], review_prefix: str) -> str:
+    """Links to each condition's review gallery and ranked label issues (``<review_prefix><condition>/``)."""
+    lines = []
+    for r in sort_results(results):
+        review = r.get("review")
+        if not review:
+            continue
+        name = r["condition"]["name"]
+        files = {f: f"{review_prefix}{name}/{f}" for f in review["files"]}
+        links = ", ".join(f"[{f}]({url})" for f, url in files.items())
+        lines.append(f"- {name}: {review['n_label_issues']:,} of {review['n_examples']:,} images flagged as label "
+                     f"issues by {method_name(review['issue_method'])}, every image ranked by label quality: "
+                     f"{links}")
+    if not lines:
+        return ""
+    return "\n".join(["## Label issues to review", "",
+                      ("The gallery shows the most likely label errors with their given and suggested labels; "
+                       "label_issues.csv ranks every image, worst first, with the methods that flag it; "
+                       "issues_per_class.csv counts them per class."), "", *lines, ""])
+
+
+def report_markdown(results: Sequence[Mapping], figures: Sequence[tuple[str, str]],
+                    review_prefix: str = "") -> str:
+    """The whole report: what was found in words, the two main tables, the review files (in
+    ``<review_prefix><condition>/``, when given), then details and figures."""
     ordered = sort_results(results)
     runs = trained(ordered)
+    review = review_markdown(ordered, review_prefix) if review_prefix else ""
     parts = [
         "# clpipe results: confident learning + Co-Teaching on CIFAR-10",
         "",
         headline_markdown(ordered),
+        *([review] if review else []),
         *_per_class_sections(ordered),
     ]
     if runs:
