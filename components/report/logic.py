@@ -428,6 +428,10 @@ def _detection_sentence(result: Mapping) -> str:
     removed = [m["removed"] for m in found]
     precision = [m["precision"] for m in found if m["precision"] is not None]
     recall = [m["recall"] for m in found if m["recall"] is not None]
+    if not d["real_errors"]:  # your own images, as given: their errors are what the run looks for
+        return (f"{_condition_phrase(result)}: the given labels are the dataset's own, so no label error is known "
+                f"in advance. The {len(found)} confident-learning methods flagged {min(removed):,} to "
+                f"{max(removed):,} of the {d['n_examples']:,} images as likely label errors.")
     sentence = (f"{_condition_phrase(result)}: {d['real_errors']:,} of the {d['n_examples']:,} given labels are "
                 f"wrong. The {len(found)} confident-learning methods removed {min(removed):,} to {max(removed):,} "
                 "labels")
@@ -436,8 +440,9 @@ def _detection_sentence(result: Mapping) -> str:
                      f"they found {_percent_range(recall)} of all real errors (recall)")
     for method in (m for m in result["runs"] if m in d["methods"]):
         m = d["methods"][method]
+        precision = "-" if m["precision"] is None else f"{m['precision']:.3f}"  # None: it removed nothing
         sentence += (f". {method_name(method)}, trained on below, removed {m['removed']:,}: {m['errors_removed']:,} "
-                     f"real errors (precision {m['precision']:.3f}, recall {m['recall']:.3f})")
+                     f"real errors (precision {precision}, recall {m['recall']:.3f})")
     return sentence + "."
 
 
