@@ -4,7 +4,8 @@
   pred_probs, make-masks, one coteach run per method) into ``--out DIR/condition.json``;
   with ``--dataset``, the masks are also scored against the dataset's labels, and when
   make-masks wrote the review files (it was given the dataset) ``DIR`` also holds
-  ``label_issues.csv``, ``issues_per_class.csv`` and the review gallery ``gallery.html``
+  ``label_issues.csv``, ``issues_per_class.csv``, ``cleaned_labels.json`` (the labels without
+  the rows the issue method flags) and the review gallery ``gallery.html``
   (:mod:`.gallery`; thumbnails from the dataset).
 - ``render``: lay out the ``condition.json`` of every condition like the paper's Table 2
   and write ``--out DIR``: ``report.md``, ``report.html`` (self-contained), ``results.csv``
@@ -41,7 +42,7 @@ PLOTS_DIR = "plots"
 REVIEW_PREFIX = "review-"
 #: The review files a condition record's folder holds (make-masks' tables, then the gallery).
 REVIEW_TABLES = (LabelIssues.FILE, Review.PER_CLASS)
-REVIEW_FILES = (*REVIEW_TABLES, gallery.GALLERY_FILE)
+REVIEW_FILES = (*REVIEW_TABLES, Review.CLEANED, gallery.GALLERY_FILE)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,10 +124,13 @@ def review_record(masks: dict) -> dict | None:
             "n_examples": masks["n_examples"], "files": list(REVIEW_FILES)}
 
 
-def write_review(masks_dir: str, dataset: str, per_class: int, seed: int, folder: str) -> None:
-    """Copies make-masks' review tables into ``folder`` and writes the gallery there."""
-    for name in REVIEW_TABLES:
-        storage.write_bytes(os.path.join(folder, name), storage.read_bytes(storage.join(masks_dir, name)))
+def write_review(masks_dir: str, masks: dict, dataset: str, per_class: int, seed: int, folder: str) -> None:
+    """Copies make-masks' review tables and the cleaned labels of its issue method into ``folder`` and
+    writes the gallery there."""
+    copies = {name: name for name in REVIEW_TABLES}
+    copies[f"train_pruned_{masks['issue_method']}/{Review.CLEANED}"] = Review.CLEANED
+    for source, name in copies.items():
+        storage.write_bytes(os.path.join(folder, name), storage.read_bytes(storage.join(masks_dir, source)))
     gallery.write_gallery(masks_dir, dataset, folder, subset_per_class=per_class, subset_seed=seed)
 
 
@@ -158,7 +162,7 @@ def _condition(args: argparse.Namespace) -> None:
     with storage.staged_output(args.out, stage=CONDITION_STAGE, inputs=inputs) as tmp:
         storage.save_json(os.path.join(tmp, CONDITION_FILE), result)
         if review is not None:
-            write_review(args.masks, args.dataset, per_class, args.subset_seed, tmp)
+            write_review(args.masks, masks, args.dataset, per_class, args.subset_seed, tmp)
     cli.log.info(
         "condition %s: %d runs (%s)",
         result["condition"]["name"],

@@ -540,7 +540,8 @@ def review_markdown(results: Sequence[Mapping], review_prefix: str) -> str:
     return "\n".join(["## Label issues to review", "",
                       ("The gallery shows the most likely label errors with their given and suggested labels; "
                        "label_issues.csv ranks every image, worst first, with the methods that flag it; "
-                       "issues_per_class.csv counts them per class."), "", *lines, ""])
+                       "issues_per_class.csv counts them per class; cleaned_labels.json is the given labels "
+                       "without the flagged images (file -> label), ready for training."), "", *lines, ""])
 
 
 def report_markdown(results: Sequence[Mapping], figures: Sequence[tuple[str, str]],

@@ -160,18 +160,22 @@ def test_review_files_go_into_the_condition_record_and_the_report_links_them(tmp
     out = tmp_path / "result"
     assert _report_condition(d, out, "--dataset", dataset) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "clpipe-manifest.json", "condition.json", "gallery.html", "issues_per_class.csv", "label_issues.csv"]
+        "cleaned_labels.json", "clpipe-manifest.json", "condition.json", "gallery.html", "issues_per_class.csv",
+        "label_issues.csv"]
     copied = (out / "label_issues.csv").read_bytes()
     assert copied == (tmp_path / "review-masks" / "label_issues.csv").read_bytes()
     record = json.loads((out / "condition.json").read_text())
     assert record["review"] == {"issue_method": "cl_pbnr", "n_label_issues": 2, "n_examples": 30,
-                                "files": ["label_issues.csv", "issues_per_class.csv", "gallery.html"]}
+                                "files": ["label_issues.csv", "issues_per_class.csv", "cleaned_labels.json",
+                                          "gallery.html"]}
     assert "<b>2</b> of <b>30</b> images" in (out / "gallery.html").read_text()
+    cleaned = json.loads((out / "cleaned_labels.json").read_text())
+    assert len(cleaned) == 28 and str(split.names[0]) not in cleaned  # the 2 flagged rows left out
 
     report = tmp_path / "report"
     assert clpipe_cli.main(["report", "render", "--out", str(report), str(out)]) == 0
     assert sorted(p.name for p in (report / "review-t").iterdir()) == [
-        "gallery.html", "issues_per_class.csv", "label_issues.csv"]
+        "cleaned_labels.json", "gallery.html", "issues_per_class.csv", "label_issues.csv"]
     text = (report / "report.md").read_text()
     assert "## Label issues to review" in text
     assert "- t: 2 of 30 images flagged as label issues by CL: PBNR" in text
