@@ -78,6 +78,13 @@ def test_your_data_settings():
     assert defaults.resolution == 0 and defaults.issue_method == "cl_pbnr"  # native size; cleanlab's default
 
 
+def test_your_data_config():
+    params, others = parse([str(REPO / "pipelines" / "configs" / "your-data.yaml")])
+    assert others == {"output": "runs/my-images"} and params.dataset == "my-images"
+    assert [(c.name, c.noise, c.labels, c.pred_probs) for c in params.conditions] == [("as-given", 0.0, "", "")]
+    assert (params.resolution, params.fold_arch, params.issue_method) == (64, "auto", "cl_pbnr")
+
+
 def test_urls_are_not_resolved():
     params = config.BenchmarkParams(
         dataset="gs://b/d", conditions=(Condition(name="a", labels="s3://x/l.json"),)
