@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 from ..common import cli, storage
 from ..common.artifacts import LabelIssues, Review, labels_url
-from ..common.datasets import ALL_ROWS, Split, open_split, subset_rows
+from ..common.datasets import ALL_ROWS, CIFAR10_CLASSES, Split, open_split, subset_rows
 from ..common.errors import InputError
 from ..common.labels import load_labels
 from . import detection, gallery, logic
@@ -184,7 +184,7 @@ def write_report(results: Sequence[dict], out: str, inputs: Sequence[str] = (),
     figures = plots.render_figures(ordered)
     links = [(f"{PLOTS_DIR}/{name}", title) for name, title, _ in plots.FIGURES]
     reviews = {r["condition"]["name"]: folder for r, folder in zip(results, folders) if r.get("review")}
-    markdown = logic.report_markdown(ordered, links, review_prefix=REVIEW_PREFIX)
+    markdown = logic.report_markdown(ordered, links, review_prefix=REVIEW_PREFIX, dataset=_dataset_title(ordered))
     images = {
         f"{PLOTS_DIR}/{name}": "data:image/png;base64," + base64.b64encode(png).decode()
         for name, png in figures.items()
@@ -207,6 +207,16 @@ def write_report(results: Sequence[dict], out: str, inputs: Sequence[str] = (),
                 storage.write_bytes(os.path.join(tmp, REVIEW_PREFIX + name, file),
                                     storage.read_bytes(storage.join(folder, file)))
     return markdown
+
+
+def _dataset_title(results: Sequence[dict]) -> str:
+    """CIFAR-10, or the name of the user's dataset (its folder, or the source it was prepared from) when
+    the conditions' classes are other ones."""
+    labels = results[0]["labels"]
+    classes = labels.get("classes")
+    if not classes or tuple(classes) == CIFAR10_CLASSES or not labels.get("dataset"):
+        return "CIFAR-10"
+    return gallery.dataset_name(labels["dataset"])
 
 
 def _render(args: argparse.Namespace) -> None:

@@ -158,13 +158,13 @@ def write_gallery(masks: str, dataset: str, out: str, *, subset_per_class: int =
     view = split.take(subset_rows(split.labels, subset_per_class, subset_seed))
     page = gallery_html(issues, view_thumbnails(view), classes=view.classes,
                         issue_method=summary.get("issue_method", ""), top=top, per_class=per_class,
-                        title=f"Label issues to review: {_dataset_name(dataset)}")
+                        title=f"Label issues to review: {dataset_name(dataset)}")
     url = storage.join(out, GALLERY_FILE)
     storage.write_bytes(url, page.encode())
     return url
 
 
-def _dataset_name(dataset: str) -> str:
+def dataset_name(dataset: str) -> str:
     """The folder name of the dataset, or of its source when it was prepared (``prepared.json``)."""
     from ..common.prepare import PREPARED_INFO
 

@@ -342,7 +342,9 @@ def _test_set_sentence(results: Sequence[Mapping]) -> str:
     if not n_test:
         return ""
     sizes = ", ".join(str(n) for n in n_test)
-    exact = ", ".join(str(n) for n in n_exact) or "none"
+    if not n_exact:  # a dataset without the seed's exact-pixel marks (not the shared CIFAR-10)
+        return f"Test set: {sizes} images scored per network and epoch."
+    exact = ", ".join(str(n) for n in n_exact)
     return (f"Test set: {sizes} images scored per network and epoch, of which {exact} carry the official "
             "pixels; the rest of the shared CIFAR-10 test set is a JPEG re-encoding (about 28 dB PSNR), so the "
             "main table is on a JPEG-approximated test set and the exact-subset table below is the check.")
@@ -545,14 +547,14 @@ def review_markdown(results: Sequence[Mapping], review_prefix: str) -> str:
 
 
 def report_markdown(results: Sequence[Mapping], figures: Sequence[tuple[str, str]],
-                    review_prefix: str = "") -> str:
-    """The whole report: what was found in words, the two main tables, the review files (in
-    ``<review_prefix><condition>/``, when given), then details and figures."""
+                    review_prefix: str = "", dataset: str = "CIFAR-10") -> str:
+    """The whole report on ``dataset`` (its name in the title): what was found in words, the two main
+    tables, the review files (in ``<review_prefix><condition>/``, when given), then details and figures."""
     ordered = sort_results(results)
     runs = trained(ordered)
     review = review_markdown(ordered, review_prefix) if review_prefix else ""
     parts = [
-        "# clpipe results: confident learning + Co-Teaching on CIFAR-10",
+        f"# clpipe results: confident learning + Co-Teaching on {dataset}",
         "",
         headline_markdown(ordered),
         *([review] if review else []),

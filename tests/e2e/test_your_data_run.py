@@ -77,7 +77,12 @@ def test_the_gallery_is_in_the_report_and_linked(your_run):
     page = (report / "review-as-given" / "gallery.html").read_text()
     assert "Label issues to review: digits" in page  # titled by the prepared dataset's source
     assert page.count('<img src="data:image/png;base64,') >= 48
-    assert "[gallery.html](review-as-given/gallery.html)" in (report / "report.md").read_text()
+    text = (report / "report.md").read_text()
+    assert "[gallery.html](review-as-given/gallery.html)" in text
+    # About the user's images: titled by them, no error known in advance so nothing scored against them.
+    assert text.startswith("# clpipe results: confident learning + Co-Teaching on digits")
+    assert "no label error is known in advance" in text and "## Label errors found" not in text
+    assert "CIFAR-10" not in text.split("## Cost")[0]
     record = json.loads((report / "results.json").read_text())[0]
     assert record["review"]["issue_method"] == "cl_pbnr" and record["review"]["n_examples"] == 1597
 
