@@ -21,19 +21,30 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
 from clpipe.components.common import storage
 from clpipe.components.common.conditions import Condition, resolve_forget_rate
+from clpipe.components.common.datasets import ALL_ROWS, SUBSET_SEED
 from clpipe.components.common.errors import InputError
 from clpipe.components.common.imaging import check_resolution
 from clpipe.components.common.methods import CL_METHODS, NO_PRUNING
 from clpipe.components.coteach.recipes import RECIPE_NAMES as COTEACH_RECIPES
+from clpipe.components.coteach.stage import coteach
 from clpipe.components.fold_train.folds import FOLD_SPLITS
 from clpipe.components.fold_train.recipes import ARCHS
+from clpipe.components.fold_train.stage import fold_train
 from clpipe.components.make_masks.review import DEFAULT_ISSUE_METHOD
+
+
+def default_of(entry_point, parameter: str):
+    """The stage entry point's own default of ``parameter``: each default is written once, in the signature of
+    the stage that uses it (the entry points are torch-free to import)."""
+    return inspect.signature(entry_point).parameters[parameter].default
+
 
 #: Co-Teaching runs per condition: the five confident-learning methods and plain Co-Teaching.
 ALL_METHODS = (NO_PRUNING, *CL_METHODS)
@@ -90,26 +101,26 @@ class BenchmarkParams:
     dataset: str
     resolution: int = NATIVE_RESOLUTION
     conditions: tuple[Condition, ...] = PAPER_CONDITIONS
-    n_folds: int = 4
-    fold_arch: str = "resnet50"
+    n_folds: int = default_of(fold_train, "n_folds")
+    fold_arch: str = default_of(fold_train, "arch")
     fold_epochs: int = 0
     fold_batch_size: int = 0
-    fold_seed: int = 0
-    fold_stratify_by: str = "given"
-    fold_split: str = "sklearn"
+    fold_seed: int = default_of(fold_train, "seed")
+    fold_stratify_by: str = default_of(fold_train, "stratify_by")
+    fold_split: str = default_of(fold_train, "fold_split")
     methods: tuple[str, ...] = ALL_METHODS
     mask_compat: str = ""
     issue_method: str = DEFAULT_ISSUE_METHOD
-    coteach_recipe: str = "feb2020"
+    coteach_recipe: str = default_of(coteach, "recipe")
     coteach_epochs: int = 0
     coteach_batch_size: int = 0
     coteach_lr: float = 0.0
     coteach_forget_rate: str = "recipe"
     coteach_cnn_width: int = 0
-    coteach_seed: int = 1
-    train_per_class: int = 0
-    test_per_class: int = 0
-    subset_seed: int = 0
+    coteach_seed: int = default_of(coteach, "seed")
+    train_per_class: int = ALL_ROWS
+    test_per_class: int = ALL_ROWS
+    subset_seed: int = SUBSET_SEED
 
     def __post_init__(self) -> None:
         self._check()
