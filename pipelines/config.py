@@ -34,7 +34,7 @@ from clpipe.components.common.imaging import check_resolution
 from clpipe.components.common.methods import CL_METHODS, NO_PRUNING
 from clpipe.components.coteach.recipes import RECIPE_NAMES as COTEACH_RECIPES
 from clpipe.components.coteach.stage import coteach
-from clpipe.components.fold_train.folds import FOLD_SPLITS
+from clpipe.components.fold_train.folds import FOLD_SPLITS, check_n_folds
 from clpipe.components.fold_train.recipes import ARCHS
 from clpipe.components.fold_train.stage import fold_train
 from clpipe.components.make_masks.review import DEFAULT_ISSUE_METHOD
@@ -153,8 +153,10 @@ class BenchmarkParams:
                 "methods",
                 f"expected distinct methods from {ALL_METHODS}, got {list(self.methods)}",
             )
-        if self.n_folds < 2:
-            raise InputError("parameters", "n_folds", f"must be >= 2, got {self.n_folds}")
+        try:
+            check_n_folds(self.n_folds)
+        except InputError as e:
+            raise InputError("parameters", "n_folds", e.problem) from None
         for name in (
             "fold_epochs",
             "fold_batch_size",
