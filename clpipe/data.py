@@ -26,6 +26,7 @@ import numpy as np
 
 from clpipe import packing
 from clpipe.components.common import cli, prepare, storage
+from clpipe.components.common.cli import ArgumentParser
 from clpipe.components.common.datasets import SPLITS, Split, export_imagefolder, open_split, subset_rows
 from clpipe.components.common.errors import InputError
 from clpipe.components.common.labels import load_labels
@@ -40,7 +41,7 @@ from clpipe.fetch import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="clpipe data", description=__doc__,
+    p = ArgumentParser(prog="clpipe data", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from clpipe.components.common import cli
+from clpipe.components.common.cli import ArgumentParser
 from clpipe.components.common.image import LOCAL_REGISTRY, PUBLIC_REGISTRY, Images
 from clpipe.components.common.kfp_component import TARGETS, Resources, TaskSettings
 
@@ -216,7 +217,7 @@ def _rewrite_header(path: Path, description: str | None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="clpipe compile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("-o", "--output", required=True, help="YAML file to write")

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from clpipe.components.common import cli, storage
+from clpipe.components.common.cli import ArgumentParser
 from clpipe.components.common.errors import InputError
 from clpipe.components.common.image import LOCAL_IMAGES, LOCAL_REGISTRY, Images
 from clpipe.components.common.kfp_component import TaskSettings
@@ -75,7 +76,7 @@ class LocalRun:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="clpipe run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_param_arguments(p)

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import yaml
 from clpipe.components.common import cli
+from clpipe.components.common.cli import ArgumentParser
 from clpipe.components.common.errors import InputError
 
 from .compile import add_compile_arguments, compile_pipeline, settings_from_args
@@ -76,7 +77,7 @@ class RunNotSucceeded(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="clpipe submit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     k = p.add_argument_group("Kubeflow Pipelines")

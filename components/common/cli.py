@@ -60,6 +60,17 @@ def configure_logging(verbose: bool = False) -> None:
 # --- the error contract ---------------------------------------------------------------------------
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the error contract: an unknown flag, a missing one or a value of the wrong type is one
+    ``ERROR <command>: command line: <problem>`` line and exit code 2, not argparse's usage block (its
+    subparsers are of this class too)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        command = self.prog.removeprefix("clpipe ").strip() or "clpipe"
+        sys.stderr.write(f"ERROR {command}: command line: {message} (see {self.prog} --help)\n")
+        sys.exit(2)
+
+
 def error_line(stage: str, error: BaseException, names: Mapping[str, str] | None = None) -> str | None:
     """The ``ERROR <stage>: ...`` line for an error that is the user's to fix, else None (a bug).
 
@@ -154,7 +165,7 @@ def stage_main(stage: str, commands: Command | Mapping[str, Command], argv: Sequ
     ``commands`` is one :class:`Command`, or subcommand name -> Command
     (``clpipe report condition|render``).
     """
-    parser = argparse.ArgumentParser(prog=f"clpipe {stage}", description=description,
+    parser = ArgumentParser(prog=f"clpipe {stage}", description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     names_of: dict[str, dict[str, str]] = {}
     if isinstance(commands, Command):

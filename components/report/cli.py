@@ -46,7 +46,7 @@ REVIEW_FILES = (*REVIEW_TABLES, Review.CLEANED, gallery.GALLERY_FILE)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="clpipe report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = p.add_subparsers(dest="command", required=True)

@@ -253,6 +253,13 @@ CASES = [
          "http://localhost:1", "unreachable", out="none"),
     case("submit: a config with noise 1.5", "submit --host http://localhost:1 {config_noise15}", "submit",
          "{config_noise15}: condition 'g': noise", out="none"),
+    # --- the command line itself: argparse's errors in the same one-line form ------------------------
+    case("data fetch imagenet (not a choice)", "data fetch imagenet", "data fetch", "command line", "'imagenet'",
+         out="none"),
+    case("fold-train --lr x (not a number)", f"{FT} --lr x", "fold-train", "command line", "--lr", "'x'"),
+    case("make-masks without --pred-probs", f"{MM}", "make-masks", "command line", "--pred-probs"),
+    case("report: no subcommand", "report", "report", "command line", out="none"),
+    case("compile --bogus (unknown flag)", f"compile -o {OUT} --bogus", "compile", "command line", "--bogus"),
     # --- object stores (make-masks' are in tests/storage/test_bad_locations.py) ---------------------
     case("noisy-labels --out s3:// endpoint down", f"{NL} --noise 0.2".replace("{out}", "s3://bucket/labels"),
          "noisy-labels", "s3://bucket/labels", "cannot reach the S3 endpoint", env="s3_down", out="none"),
