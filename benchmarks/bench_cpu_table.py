@@ -180,15 +180,17 @@ def prepare_condition(args, noise: float, sparsity: float, stages) -> Path:
 # --- detection: every published condition, full scale ------------------------------------------------------
 
 
-def detection_results(args, stages, log) -> list[dict]:
-    """One report-style record (``condition``, ``detection``) per published condition, in noise order."""
+def detection_results(args, stages, log) -> tuple[list[dict], set[str]]:
+    """One report-style record (``condition``, ``detection``) per published condition, in noise order, and the
+    mask semantics they were made with."""
     from clpipe.fetch import CL_REPRODUCE_FILES
 
-    results = []
+    results, semantics = [], set()
     for s, n in sorted(CL_REPRODUCE_FILES, key=lambda sn: (float(sn[1]), float(sn[0]))):
         noise, sparsity = float(n), float(s)
         out = prepare_condition(args, noise, sparsity, stages)
         masks = json.loads((out / "masks" / "summary.json").read_text())
+        semantics.add(masks["semantics"])
         found = stages.read_detection(stages.dataset, str(out / "labels"), str(out / "masks"), masks, 0, 0)
         results.append(
             {
@@ -203,7 +205,7 @@ def detection_results(args, stages, log) -> list[dict]:
                 for m, d in found["methods"].items()
             )
         )
-    return results
+    return results, semantics
 
 
 def shown(path: str) -> str:
@@ -212,11 +214,11 @@ def shown(path: str) -> str:
     return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else path
 
 
-def detection_section(results: list[dict], stages, provenance: dict) -> str:
+def detection_section(results: list[dict], semantics: set[str], stages, provenance: dict) -> str:
     """The Markdown section of the detection step: the report's own table, with what it means."""
     return "\n".join(
         [
-            "## Label errors found in the published conditions (`benchmarks/bench_cpu_table.py detection`)",
+            "### Label errors found in the published conditions (`benchmarks/bench_cpu_table.py detection`)",
             "",
             (
                 "Exact, at full scale: for each of the 13 published conditions with `pred_probs` (the paper's Table 2 "
@@ -224,8 +226,10 @@ def detection_section(results: list[dict], stages, provenance: dict) -> str:
                 "make-masks on the published out-of-sample `pred_probs` of all 50,000 training images, and the removed "
                 "rows of each method scored against the true CIFAR-10 labels by the report's own detection function. "
                 "*precision* = real errors among the removed rows / removed rows; *recall* = real errors removed / all "
-                "real errors. Condition `nN-sS`: noise amount N (0.6 = the paper's 70 % column), sparsity S. The paper "
-                "prints no such table: this is the quality of the step its Co-Teaching trained on."
+                "real errors. Condition `nN-sS`: noise amount N (0.6 = the paper's 70 % column), sparsity S. "
+                f"Mask semantics: {', '.join(sorted(semantics))} (make-masks' default, what `clpipe run` and its "
+                "report use). The paper prints no such table: this is the quality of the step its Co-Teaching "
+                "trained on."
             ),
             "",
             stages.detection_markdown(results),
@@ -370,7 +374,7 @@ def table_section(rows: list[dict], args, provenance: dict, complete: bool) -> s
     first = rows[0]
     schedule = scaled_schedule(args.epochs)
     lines = [
-        f"## A CPU-sized Table 2 (`benchmarks/bench_cpu_table.py`, sparsity {args.sparsity:g})",
+        f"### A CPU-sized Table 2 (`benchmarks/bench_cpu_table.py`, sparsity {args.sparsity:g})",
         "",
         (
             "**Evidence that the chain works, not a reproduction of the paper's numbers.** The real stages (published "
@@ -379,8 +383,9 @@ def table_section(rows: list[dict], args, provenance: dict, complete: bool) -> s
             f"class, a fixed class-stratified subset, seed {args.subset_seed}; the full-scale masks cut to it), "
             f"{first['n_test']:,} test images ({args.test_per_class} per class), the paper's `feb2020` recipe shape "
             f"compressed to {args.epochs} epochs ({first['epochs_trained']} trained; lr decay and beta1 switch from "
-            f"epoch {schedule['epoch_decay_start']}, forget-rate ramp of {schedule['num_gradual']} epochs to 0.2, the "
-            f"paper's class weights), a {args.width}-wide CNN (the paper: 128), batch {args.batch_size}, lr {args.lr}, "
+            f"epoch {schedule['epoch_decay_start']}, forget-rate ramp of {schedule['num_gradual']} epoch(s) to 0.2, "
+            f"the paper's class weights), the 9-layer CNN at width {args.width} (the paper: 128), batch "
+            f"{args.batch_size}, lr {args.lr}, "
             f"seed {args.seed}. The paper trained 250 epochs on all kept images of 50,000 with the full-width CNN; "
             "its numbers are in parentheses. Final-epoch accuracy of the better network, as the paper reports. One "
             "seed per cell; with this many test images an accuracy carries up to "
@@ -562,12 +567,14 @@ def main(argv=None) -> None:
     )
     Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
     if args.step == "detection":
-        results = detection_results(args, stages, log)
+        results, semantics = detection_results(args, stages, log)
         Path(args.csv).write_text(stages.detection_csv(stages.detection_rows(results)))
         replace_section(
             Path(args.doc),
             DETECTION_SECTION,
-            detection_section(results, stages, {**provenance(started, load_start), "csv": args.csv}),
+            detection_section(
+                results, semantics, stages, {**provenance(started, load_start), "csv": args.csv}
+            ),
         )
     else:
         rows = []
