@@ -69,7 +69,7 @@ def test_a_tiny_table_runs_through_the_stages_and_writes_its_section(tmp_path):
         )
 
     text = doc.read_text()  # the section replaced, the rest kept
-    assert text.startswith(f"# Reproduction\n\nkept text\n{begin}\n## A CPU-sized Table 2")
+    assert text.startswith(f"# Reproduction\n\nkept text\n{begin}\n### A CPU-sized Table 2")
     assert text.endswith(f"{end}\nafter\n") and text.count(begin) == 1 and "an earlier run" not in text
     assert "not a reproduction" in text and "| CL: PBNR | " in text and "Partial" not in text
 
