@@ -133,22 +133,32 @@ def _stem(sparsity: str, noise: str) -> str:
     return f"frac_zero_noise_rates__{sparsity}__noise_amount__{noise}"
 
 
+def published_names(noise: float, sparsity: float) -> tuple[str, str]:
+    """Local names of a condition's published label file and pred_probs (those of ``../shared/data/cl-reproduce``).
+
+    ``noise`` is the seed's noise amount N (0.6 = the paper's 70 % column), ``sparsity`` its S.
+    """
+    stem = _stem(f"{sparsity:.1f}", f"{noise:.1f}")
+    return f"cifar10_noisy_labels__{stem}.json.gz", f"pyx__{stem}.npy"
+
+
 def published_files(checksums: Mapping[tuple[str, str], tuple[str, str]]) -> list[PublishedFile]:
     """The label file and the pred_probs of every condition in ``checksums`` ((S, N) -> (JSON, pyx) sums)."""
     files = []
     for (s, n), (labels_sum, pyx_sum) in checksums.items():
         upstream = _stem(s.replace(".", "_"), n.replace(".", "_"))
+        labels_name, pyx_name = published_names(float(n), float(s))
         files += [
             PublishedFile(
                 f"cifar10_noisy_labels/cifar10_noisy_labels__{_stem(s, n)}.json",
                 labels_sum,
-                f"cifar10_noisy_labels__{_stem(s, n)}.json.gz",
+                labels_name,
                 gzip=True,
             ),
             PublishedFile(
                 f"cifar10_noisy_labels__{upstream}/cifar10__train__model_resnet50__pyx.npy",
                 pyx_sum,
-                f"pyx__{_stem(s, n)}.npy",
+                pyx_name,
             ),
         ]
     return files
