@@ -90,12 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _export(args: argparse.Namespace) -> None:
-    for split_name in args.splits:
-        split = open_split(args.dataset, split_name)
-        if split_name == "train":
-            split = split.take(subset_rows(split.labels, args.subset_per_class, args.subset_seed))
-        n = export_imagefolder(split, args.out, split_name)
-        cli.log.info("wrote %d %s images under %s", n, split_name, storage.join(args.out, split_name))
+    """All splits published together as one output with a manifest (an existing folder that is not an earlier
+    export is refused, never written into)."""
+    with storage.staged_output(args.out, stage="export-imagefolder", inputs=[args.dataset]) as tmp:
+        for split_name in args.splits:
+            split = open_split(args.dataset, split_name)
+            if split_name == "train":
+                split = split.take(subset_rows(split.labels, args.subset_per_class, args.subset_seed))
+            n = export_imagefolder(split, tmp, split_name)
+            cli.log.info("wrote %d %s images under %s", n, split_name, storage.join(args.out, split_name))
 
 
 def subset_npz_bytes(split: Split) -> bytes:
@@ -117,6 +120,9 @@ def _subset(args: argparse.Namespace) -> None:
         raise InputError("--per-class", e.field, e.problem) from None
     given = load_labels(args.labels, split)[rows] if args.labels else None
     small = split.take(rows)
+    written = [args.out, args.labels_out] if given is not None and args.labels_out else [args.out]
+    for url in written:
+        storage.check_new_file(url, inputs=[args.dataset, *([args.labels] if args.labels else [])])
     storage.write_bytes(args.out, subset_npz_bytes(small))
     if given is not None and args.labels_out:
         storage.save_json(args.labels_out, {f"{args.split}/{name}": int(y) for name, y in zip(small.names, given)})

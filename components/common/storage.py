@@ -821,6 +821,22 @@ def check_output(url: str, *, stage: str, inputs: Iterable[str] = ()) -> None:
     _check_no_live_writer(url)
 
 
+def check_new_file(url: str, *, inputs: Iterable[str] = ()) -> None:
+    """Refuses a single-file output (``clpipe predict --out``, ``clpipe data subset``) where something already is.
+
+    A single file carries no manifest that would say clpipe wrote it, so an existing one is never replaced
+    (a stage never deletes what it did not write): the user removes it or names another file.
+
+    Raises:
+        InputError: naming ``url`` when it is one of ``inputs`` or something is already there.
+    """
+    _check_not_overlapping(url, inputs)
+    kind = _Location(url).kind()
+    if kind != "missing":
+        raise InputError(url, "", f"a {'folder' if kind == 'dir' else 'file'} is already there; clpipe never "
+                         "replaces a file it cannot tell it wrote: remove it or choose another name")
+
+
 def _check_not_overlapping(url: str, inputs: Iterable[str]) -> None:
     out_key = _location_key(url)
     for input_url in inputs:

@@ -41,7 +41,7 @@ def predict(
     Args:
         model: Folder with model.safetensors and model.json (path or URL).
         images: Image files, folders of them, or URLs.
-        out: CSV file to write (path or URL); unset: print it.
+        out: CSV file to write (path or URL; never replaces an existing file); unset: print it.
         top_k: How many classes to list per image, most probable first.
         batch_size: Images per forward pass.
         device: cpu, cuda, cuda:1 ...
@@ -55,6 +55,8 @@ def predict(
         raise InputError("top_k", "", f"must lie in [1, {card.num_classes}], got {top_k}")
     if batch_size < 1:
         raise InputError("batch_size", "", f"must be >= 1, got {batch_size}")
+    if out is not None:
+        storage.check_new_file(out, inputs=[model, *images])
     files = expand_images(images)
     network, card = load_model(model, device)
     rows = []
