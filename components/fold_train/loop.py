@@ -298,6 +298,7 @@ def run_settings(
     labels: np.ndarray,
     stratify_labels: np.ndarray,
     num_classes: int,
+    normalisation: tuple[tuple[float, ...], tuple[float, ...]],
     device: torch.device,
 ) -> dict:
     """Everything that determines a fold's result; a checkpoint resumes only if these match.
@@ -316,6 +317,7 @@ def run_settings(
         "labels": fingerprint(labels),
         "stratify_labels": fingerprint(stratify_labels),
         "images": checkpoints.image_fingerprint(images),
+        "normalisation": [list(normalisation[0]), list(normalisation[1])],
         "device_type": device.type,
     }
 
@@ -342,6 +344,7 @@ def train_fold(
     recipe: Recipe | None = None,
     stratify_labels: np.ndarray | None = None,
     num_classes: int | None = None,
+    normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
     device: torch.device | None = None,
     resume: dict | None = None,
     resume_source: str = "checkpoint",
@@ -353,16 +356,19 @@ def train_fold(
     The defaults of the settings live in :func:`.stage.fold_train`, the stage's entry point.
 
     Args:
-        images: (N, 32, 32, 3) uint8 train images, ImageFolder order.
+        images: (N, R, R, 3) uint8 train images, ImageFolder order (R = 32 for CIFAR-10; the
+            airbench networks need 32, the ResNets take any R).
         labels: (N,) int given (possibly noisy) labels; the model trains on these.
         fold: Which fold to hold out, 0 <= fold < n_folds.
         n_folds: K of the K-fold split (the paper: 4).
         seed: Seeds the split, the network init, the batch order and the augmentation.
-        arch: One of :data:`~.recipes.ARCHS`.
+        arch: One of :data:`~.recipes.NETWORKS`.
         fold_split: Split rule, one of :data:`~.folds.FOLD_SPLITS`.
         recipe: Hyperparameters (default: the arch's recipe).
         stratify_labels: Labels the split is stratified by (default ``labels``).
         num_classes: K (default: ``labels.max() + 1``).
+        normalisation: Per-channel (mean, std) of the inputs (default: CIFAR-10's, the seed's;
+            :func:`~..common.training.input_normalisation`).
         device: Where to train (default: the GPU when there is one).
         resume: A checkpoint (:func:`load_checkpoint`) to continue from; its settings must
             equal this run's (:func:`run_settings`).
@@ -381,6 +387,7 @@ def train_fold(
     precision = recipe.precision if device.type == "cuda" else "fp32"  # the CPU computes in fp32
     compiled = recipe.compile == "on" or (recipe.compile == "cuda" and device.type == "cuda")
     num_classes = num_classes or int(labels.max()) + 1
+    mean, std = training.input_normalisation(normalisation)
     stratify = labels if stratify_labels is None else stratify_labels
     heldout = fold_indices(stratify, n_folds, seed, split=fold_split)[fold]
     settings = run_settings(
@@ -394,6 +401,7 @@ def train_fold(
         labels=labels,
         stratify_labels=stratify,
         num_classes=num_classes,
+        normalisation=(mean, std),
         device=device,
     )
     if resume is not None:
@@ -403,7 +411,6 @@ def train_fold(
     fold_seed = seed * 1000 + fold  # one stream per fold, so folds can run in any order
     training.seed_everything(fold_seed, device, precision)
     model = build_model(arch, num_classes)
-    mean, std = training.CIFAR10_MEAN, training.CIFAR10_STD
     augment = training.Augment(pad=recipe.pad, flip=True, pad_mode=recipe.pad_mode)
     loader = training.DeviceLoader(
         images[train_rows],
@@ -473,6 +480,8 @@ def train_fold(
         "n_train": len(train_rows),
         "n_heldout": len(heldout),
         "n_classes": num_classes,
+        "resolution": int(images.shape[1]),
+        "normalisation": {"mean": list(mean), "std": list(std)},
         "arch": arch,
         "recipe": dataclasses.asdict(recipe),
         "epochs": recipe.epochs,
