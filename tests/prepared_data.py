@@ -61,11 +61,12 @@ def colour_root(root: Path, *, classes: int, train_per_class: int, test_per_clas
     return root
 
 
-def prepared(source: Path, out: Path, resolution: int) -> Prepared:
-    """``source`` prepared at ``resolution`` into ``out`` (npz), with its labels as the given labels."""
+def prepared(source: Path, out: Path, resolution: int, format: str = "npz") -> Prepared:
+    """``source`` prepared at ``resolution`` into ``out`` (``npz`` or litdata ``shards``), with its labels
+    as the given labels."""
     from clpipe.components.common import datasets, prepare
 
-    info = prepare.prepare(dataset=str(source), out=str(out), resolution=resolution, format="npz")
+    info = prepare.prepare(dataset=str(source), out=str(out), resolution=resolution, format=format)
     labels = out.parent / f"{out.name}-labels.npy"
     np.save(labels, datasets.open_split(str(out), "train").labels)
     return Prepared(str(out), str(labels), info)

@@ -120,3 +120,15 @@ def test_images_smaller_than_the_cnn_takes_are_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "16 px" in err[0] and "at least 28" in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_packed_shards_train_exactly_as_the_npz(digits_64_two_classes, tmp_path_factory):
+    """The same dataset prepared as litdata shards (the larger-than-memory form) gives the same run."""
+    root = tmp_path_factory.mktemp("shards")
+    source = digits_root(root / "src", train_per_class=20, test_per_class=5, classes=2)
+    shards = prepared(source, root / "p", 64, format="shards")
+    runs = {name: _run(data, root / name, "--recipe", "fast", "--epochs", "1")
+            for name, data in (("npz", digits_64_two_classes), ("shards", shards))}
+    for key in ("test_acc_1", "test_acc_2", "train_loss_1", "train_loss_2"):
+        assert runs["npz"]["curves"][key] == runs["shards"]["curves"][key], key
+    assert runs["npz"]["normalisation"] == runs["shards"]["normalisation"] is not None

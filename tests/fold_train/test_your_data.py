@@ -92,3 +92,17 @@ def test_network_for_refuses(arch, resolution, field):
     with pytest.raises(InputError) as e:
         network_for(arch, resolution)
     assert e.value.source == field
+
+
+def test_packed_shards_train_exactly_as_the_npz(digits_64_two_classes, tmp_path_factory):
+    """The same dataset prepared as litdata shards (the larger-than-memory form) gives the same fold."""
+    root = tmp_path_factory.mktemp("shards")
+    source = digits_root(root / "src", train_per_class=10, test_per_class=4, classes=2)
+    shards = prepared(source, root / "p", 64, format="shards")
+    assert shards.info["splits"]["train"]["format"] == "shards"
+    outs = {}
+    for name, data in (("npz", digits_64_two_classes), ("shards", shards)):
+        outs[name] = root / name
+        _train(data, outs[name], "--arch", "auto")
+    for file in ("indices.npy", "pred_probs.npy"):
+        np.testing.assert_array_equal(np.load(outs["npz"] / file), np.load(outs["shards"] / file))
