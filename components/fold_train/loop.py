@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -344,6 +344,7 @@ def train_fold(
     recipe: Recipe | None = None,
     stratify_labels: np.ndarray | None = None,
     num_classes: int | None = None,
+    classes: Sequence[str] | None = None,
     normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
     device: torch.device | None = None,
     resume: dict | None = None,
@@ -367,6 +368,7 @@ def train_fold(
         recipe: Hyperparameters (default: the arch's recipe).
         stratify_labels: Labels the split is stratified by (default ``labels``).
         num_classes: K (default: ``labels.max() + 1``).
+        classes: The K class names, named in errors (default: class ids).
         normalisation: Per-channel (mean, std) of the inputs (default: CIFAR-10's, the seed's;
             :func:`~..common.training.input_normalisation`).
         device: Where to train (default: the GPU when there is one).
@@ -389,7 +391,7 @@ def train_fold(
     num_classes = num_classes or int(labels.max()) + 1
     mean, std = training.input_normalisation(normalisation)
     stratify = labels if stratify_labels is None else stratify_labels
-    heldout = fold_indices(stratify, n_folds, seed, split=fold_split)[fold]
+    heldout = fold_indices(stratify, n_folds, seed, split=fold_split, classes=classes)[fold]
     settings = run_settings(
         recipe,
         arch=arch,

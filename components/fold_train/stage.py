@@ -126,6 +126,7 @@ def fold_train(
         fold_split=fold_split,
         stratify_labels=view.labels if stratify_by == "dataset" else None,
         num_classes=view.num_classes,
+        classes=view.classes,
         normalisation=train_statistics(dataset),
         device=torch_device,
         resume=resume,

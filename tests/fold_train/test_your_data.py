@@ -106,3 +106,14 @@ def test_packed_shards_train_exactly_as_the_npz(digits_64_two_classes, tmp_path_
         _train(data, outs[name], "--arch", "auto")
     for file in ("indices.npy", "pred_probs.npy"):
         np.testing.assert_array_equal(np.load(outs["npz"] / file), np.load(outs["shards"] / file))
+
+
+def test_classes_too_small_for_the_folds_are_named(digits_64_two_classes, tmp_path, capsys):
+    data = digits_64_two_classes
+    argv = ["--dataset", data.dataset, "--labels", data.labels, "--fold", "0", "--out", str(tmp_path / "f"),
+            "--epochs", "1", "--n-folds", "11", "--no-progress", "--device", "cpu"]
+    assert fold_cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ERROR fold-train: --labels: "), err
+    assert "class 0 ('one') has 10 examples, class 1 ('zero') has 10 examples, fewer than 11 folds" in err[0]
+    assert not (tmp_path / "f").exists()
