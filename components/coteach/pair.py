@@ -13,6 +13,16 @@ logits on the CPU; ``tests/coteach/test_pair.py`` checks forward, loss, selectio
 gradients and the Adam step). Dropout draws one mask per network
 (``randomness="different"``), from other random numbers than two separate calls.
 
+Mixed precision: autocast does not reach the operations inside ``vmap`` (they see the
+tensors as they come, so fp16 inputs met fp32 convolution weights: "Input type (c10::Half)
+and bias type (float) should be the same", eager and compiled, on the H200 on 2026-11-29;
+fp32 inputs silently stayed fp32). The forward therefore does autocast's work itself when
+an autocast is active on the input's device: the input and the convolution and linear
+weights are cast to its dtype before ``vmap`` (differentiable casts of the fp32 leaves, so
+gradients and Adam stay fp32), and BatchNorm normalises in fp32 and returns the input's
+dtype, as autocast's mixed BatchNorm kernel does (the batching rule of BatchNorm refuses
+bf16 inputs with fp32 running statistics).
+
 It enters the loop only if ``benchmarks/bench_coteach.py --pair stacked`` measures it faster
 than the two networks one after the other on the GPU (eager and compiled); until then the loop
 keeps the official order, net 1 then net 2.
@@ -30,6 +40,24 @@ from ..common import training
 from . import method
 
 
+#: Modules whose weights autocast casts to its lower precision (of those the CNN has).
+AUTOCAST_MODULES = (nn.Conv2d, nn.Linear)
+
+
+class _Fp32BatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm that normalises in fp32 and returns its input's dtype (autocast's mixed kernel)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.float()).to(x.dtype)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The dtype of the autocast active on ``device``'s type, or None when none is."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return None
+
+
 class StackedPair:
     """Two networks of one architecture run as one vmapped computation.
 
@@ -39,6 +67,15 @@ class StackedPair:
 
     def __init__(self, nets: tuple[nn.Module, nn.Module]) -> None:
         self.template = copy.deepcopy(nets[0]).to("meta")
+        for module in self.template.modules():
+            if type(module) is nn.BatchNorm2d:
+                module.__class__ = _Fp32BatchNorm2d  # same state, fp32 arithmetic (see the module docstring)
+        #: Names of the parameters that autocast would run in its lower precision.
+        self.autocast_params = frozenset(
+            f"{name}.{p}" if name else p
+            for name, module in self.template.named_modules() if isinstance(module, AUTOCAST_MODULES)
+            for p, _ in module.named_parameters(recurse=False)
+        )
         self.params, self.buffers = stack_module_state(list(nets))
         self._run = self._forward
 
@@ -56,14 +93,19 @@ class StackedPair:
         return self
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, 32, 32) images -> net 1's and net 2's (B, K) logits."""
-        return self._run(x)
+        """(B, 3, 32, 32) images -> net 1's and net 2's (B, K) logits (in the autocast dtype, if one is active)."""
+        return self._run(x, autocast_dtype(x.device))
 
-    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(self, x: torch.Tensor, dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
+        params = self.params
+        if dtype is not None:  # autocast's casts, done here because it does not reach inside vmap
+            params = {k: v.to(dtype) if k in self.autocast_params else v for k, v in params.items()}
+            x = x.to(dtype)
+
         def one(params, buffers, images):
             return functional_call(self.template, (params, buffers), (images,))
 
-        logits = vmap(one, in_dims=(0, 0, None), randomness="different")(self.params, self.buffers, x)
+        logits = vmap(one, in_dims=(0, 0, None), randomness="different")(params, self.buffers, x)
         return logits[0], logits[1]
 
     def unstack_into(self, nets: tuple[nn.Module, nn.Module]) -> None:

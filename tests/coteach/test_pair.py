@@ -94,3 +94,28 @@ def test_a_stacked_step_trains_both_networks_like_the_loop(batch):
     moved = [not torch.equal(stack[i], net.get_parameter(name).detach())
              for name, stack in stacked.params.items() for i, net in enumerate(nets)]
     assert all(moved)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_the_stacked_pair_under_autocast_matches_two_autocast_networks(batch, dtype):
+    """Autocast does not reach inside vmap (on the H200, 2026-11-29: "Input type (c10::Half) and bias type
+    (float) should be the same"); the pair casts as autocast would. Checked with the CPU's autocast: the
+    logits come out in the low dtype, match two separate networks run under the same autocast to that
+    dtype's rounding, and the gradients land on the fp32 stacks."""
+    x, y, weights = batch
+    nets = build_pair(10, width=8, dropout=0.0, seed=7)
+    stacked = pair.StackedPair(copy.deepcopy(nets)).train()
+    with torch.autocast("cpu", dtype=dtype):
+        logits = nets[0].train()(x), nets[1].train()(x)
+        stacked_logits = stacked(x)
+    for a, b in zip(logits, stacked_logits, strict=True):
+        assert b.dtype == a.dtype == dtype
+        # a few units in the last place of the low dtype (8 or 11 bits of mantissa), at the logits' scale
+        assert (a.float() - b.float()).abs().max() <= 0.05 * a.float().abs().max()
+    loss1, loss2, *_ = method.coteaching_loss(*(t.float() for t in stacked_logits), y, 0.25, weights=weights)
+    (loss1 + loss2).backward()
+    for stack in stacked.params.values():
+        assert stack.dtype == torch.float32 and stack.grad is not None and stack.grad.dtype == torch.float32
+        assert torch.isfinite(stack.grad).all()
+    # without an autocast the pair stays in fp32
+    assert stacked(x)[0].dtype == torch.float32
