@@ -41,6 +41,10 @@ Where this differs from the official code, and why:
   run repeats the official random numbers; on CUDA the networks run channels_last, and in
   bf16 where the recipe says so (the paper recipes: fp32, as the official runs).
 - Small-loss ties and empty selections: see :mod:`.method`.
+- Other datasets than CIFAR-10: the number of classes and the resolution come from the data (the
+  CNN averages whatever map its last convolution leaves, so any R >= 28 px works; at 32 px it is
+  the official network), and a recipe that normalises uses the dataset's own per-channel mean and
+  std when ``clpipe data prepare`` recorded them (CIFAR-10's otherwise, as the official code).
 """
 
 from __future__ import annotations

@@ -21,7 +21,12 @@ it when a setting that determines the result differs.
 
 Differences from the seed, on purpose: the seed kept the checkpoint with the best
 *test-set* accuracy for each fold, which selects on the test set; clpipe predicts with the
-final model. Batches, crops and flips come from clpipe's own seeded streams.
+final model. Batches, crops and flips come from clpipe's own seeded streams. The seed normalised
+with CIFAR-10's per-channel mean and std; so does clpipe for a dataset without statistics (the
+seed's CIFAR-10 files: the reproduction is unchanged), while a dataset written by ``clpipe data
+prepare`` is normalised with its own (``prepared.json``), since CIFAR-10's colours say nothing
+about, e.g., grayscale scans. Networks other than the seed's ``resnet50`` take the number of
+classes and the resolution from the dataset (:func:`~.recipes.network_for`).
 """
 
 from __future__ import annotations
