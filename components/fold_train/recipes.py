@@ -152,13 +152,17 @@ def network_for(arch: str, resolution: int) -> str:
 
     Raises:
         InputError: naming ``arch`` (unknown, or airbench at another resolution) or
-            ``resolution`` (too small for ``auto``).
+            ``dataset`` (images too small for ``auto``).
     """
     from ..common.networks import AIRBENCH_RESOLUTION, choose_architecture
 
     if arch not in ARCHS:
         raise InputError("arch", "", f"unknown architecture {arch!r}; choose from {ARCHS}")
     if arch == AUTO_ARCH:
+        if resolution < AIRBENCH_RESOLUTION:
+            raise InputError("dataset", "", f"its images are {resolution} px, too small for the fold trainer's "
+                             f"networks: prepare it at {AIRBENCH_RESOLUTION} px or more (clpipe data prepare "
+                             f"--resolution {AIRBENCH_RESOLUTION}; upsampled once)")
         return choose_architecture(resolution)
     if arch in AIRBENCH_NETWORKS and resolution != AIRBENCH_RESOLUTION:
         raise InputError("arch", "", f"{arch} is made for {AIRBENCH_RESOLUTION} px images, the dataset's are "

@@ -86,7 +86,7 @@ def test_network_for(arch, resolution, network):
 
 
 @pytest.mark.parametrize(("arch", "resolution", "field"), [
-    ("auto", 16, "resolution"), ("airbench94", 64, "arch"), ("vgg", 32, "arch"),
+    ("auto", 16, "dataset"), ("airbench94", 64, "arch"), ("vgg", 32, "arch"),
 ])
 def test_network_for_refuses(arch, resolution, field):
     with pytest.raises(InputError) as e:
