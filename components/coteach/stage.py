@@ -84,7 +84,8 @@ def coteach(
         dataset: ImageFolder root, .npz, or directory with *train.npz/*test.npz (path or URL).
         train_labels: Given (noisy) labels of the whole train split: seed JSON (.json/.json.gz), .npy in
             ImageFolder order, or a noisy-labels output directory (path or URL).
-        out: Output directory (path or URL); holding a checkpoint of the same run, it is resumed.
+        out: Output directory (path or URL); holding a checkpoint of the same run, it is resumed. Once the run is
+            complete it holds model/, the better network (clpipe predict --model OUT/model IMAGES...).
         train_mask: train_mask.npy (bool, True = keep; one row per train-view row, or per row of the whole
             split, cut to the view) or a make-masks output directory (then method picks its mask).
         method: Mask method id, one of argmax, conf_joint_only, cl_pbc, cl_pbnr, cl_both, none; none (or
