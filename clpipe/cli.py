@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "coteach": ("clpipe.components.coteach.cli", "Co-Teaching on the kept examples, test accuracy per epoch"),
     "predict": ("clpipe.components.predict.cli", "apply an exported model to images (CSV of predicted classes)"),
     "data": ("clpipe.data", "data: fetch, prepare, pack/unpack, export-imagefolder, subset, info"),
-    "noisy-labels": ("clpipe.components.noisy_labels.cli", "one condition's noisy labels (generated or given), given pred_probs"),
+    "noisy-labels": ("clpipe.components.noisy_labels.cli", "one condition's noisy labels (generated or given)"),
     "report": ("clpipe.components.report.cli", "per-condition results and the Table-2 report (Markdown, HTML, CSV, plots)"),
     "compile": ("clpipe.pipelines.compile", "compile the pipeline to KFP v2 YAML"),
     "run": ("clpipe.pipelines.local_run", "run the pipeline on this machine (kfp.local, no cluster, no Docker)"),

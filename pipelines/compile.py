@@ -8,6 +8,7 @@ methods, ...) stay pipeline parameters. The output is byte-reproducible.
 
 Examples:
   clpipe compile -o pipelines/clpipe_pipeline.yaml              # the committed golden file
+  clpipe compile -o /tmp/your-data.yaml --prepare                # for ImageFolders, manifests, a resolution
   clpipe compile -o /tmp/kind.yaml --registry localhost:5000/clpipe --gpus 0
   clpipe compile -o /tmp/vertex.yaml --target vertex --pipeline-root gs://BUCKET/clpipe \\
       --vertex-accelerator NVIDIA_H100_80GB --gpus 1
@@ -180,17 +181,18 @@ def settings_from_args(args: argparse.Namespace) -> TaskSettings:
 
 
 def compile_pipeline(
-    path: str, settings: TaskSettings | None = None, kinds: Sequence[str] | None = None
+    path: str, settings: TaskSettings | None = None, kinds: Sequence[str] | None = None, prepare: bool = False
 ) -> None:
     """Writes the compiled pipeline (KFP IR YAML) to ``path``, byte-reproducibly.
 
-    ``kinds``: the kinds of condition to build loops for (default all, :data:`.pipeline.KINDS`).
+    ``kinds``: the kinds of condition to build loops for (default all, :data:`.pipeline.KINDS`);
+    ``prepare``: start with the task that prepares the dataset (``clpipe data prepare``).
     """
     from kfp import compiler
 
     from .pipeline import KINDS, build_pipeline
 
-    pipeline = build_pipeline(settings, kinds or KINDS)
+    pipeline = build_pipeline(settings, kinds or KINDS, prepare)
     compiler.Compiler().compile(pipeline, package_path=str(path))
     _rewrite_header(Path(path), pipeline.description)
 
@@ -217,13 +219,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="clpipe compile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("-o", "--output", required=True, help="YAML file to write")
+    p.add_argument("--prepare", action="store_true",
+                   help="start with a task that prepares the dataset (an ImageFolder or manifest, or a "
+                   "'resolution' parameter); without it the dataset must already be .npz files or prepared")
     add_compile_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
 
 def run(args: argparse.Namespace) -> None:
-    compile_pipeline(args.output, settings_from_args(args))
+    compile_pipeline(args.output, settings_from_args(args), prepare=args.prepare)
     cli.log.info("wrote %s", args.output)
 
 

@@ -21,17 +21,30 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
 from clpipe.components.common import storage
 from clpipe.components.common.conditions import Condition, resolve_forget_rate
+from clpipe.components.common.datasets import ALL_ROWS, SUBSET_SEED
 from clpipe.components.common.errors import InputError
+from clpipe.components.common.imaging import check_resolution
 from clpipe.components.common.methods import CL_METHODS, NO_PRUNING
 from clpipe.components.coteach.recipes import RECIPE_NAMES as COTEACH_RECIPES
-from clpipe.components.fold_train.folds import FOLD_SPLITS
-from clpipe.components.fold_train.recipes import ARCHS as FOLD_ARCHS
+from clpipe.components.coteach.stage import coteach
+from clpipe.components.fold_train.folds import FOLD_SPLITS, check_n_folds
+from clpipe.components.fold_train.recipes import ARCHS
+from clpipe.components.fold_train.stage import fold_train
+from clpipe.components.make_masks.review import DEFAULT_ISSUE_METHOD
+
+
+def default_of(entry_point, parameter: str):
+    """The stage entry point's own default of ``parameter``: each default is written once, in the signature of
+    the stage that uses it (the entry points are torch-free to import)."""
+    return inspect.signature(entry_point).parameters[parameter].default
+
 
 #: Co-Teaching runs per condition: the five confident-learning methods and plain Co-Teaching.
 ALL_METHODS = (NO_PRUNING, *CL_METHODS)
@@ -43,13 +56,22 @@ PAPER_CONDITIONS = tuple(
 )
 MASK_COMPAT = ("", "cleanlab-2021")
 STRATIFY_BY = ("given", "dataset")
+#: ``fold_arch: auto``: the fold trainer picks the network that fits the dataset's resolution
+#: (``components/common/networks.py``); passed through to it as it is.
+AUTO_ARCH = "auto"
+FOLD_ARCHS = tuple(dict.fromkeys((*ARCHS, AUTO_ARCH)))
+#: ``resolution: 0``: the images' own size (then they must all have the same one).
+NATIVE_RESOLUTION = 0
 
 #: Help of each parameter (flags and docs); "0 = ..." marks recipe defaults.
 HELP = {
-    "dataset": "CIFAR-10: ImageFolder root, .npz, or directory with *train.npz/*test.npz (path or URL)",
+    "dataset": "ImageFolder root, manifest (.csv/.jsonl), .npz, directory with *train.npz/*test.npz, or a "
+    "'clpipe data prepare' output (path or URL)",
+    "resolution": "training resolution in pixels: images resized and centre-cropped once, by a first "
+    "'prepare' task (0 = their own size)",
     "conditions": "noise conditions (name plus labels URL, or noise/sparsity/seed; optional pred_probs URL)",
     "n_folds": "K of the K-fold cross-validation (paper: 4)",
-    "fold_arch": f"fold-trainer network, one of {FOLD_ARCHS} (paper: resnet50)",
+    "fold_arch": f"fold-trainer network, one of {FOLD_ARCHS} (paper: resnet50; auto: by the resolution)",
     "fold_epochs": "fold-trainer epochs (0 = the architecture's recipe: resnet50 350, airbench 10)",
     "fold_batch_size": "fold-trainer batch size (0 = the recipe's: resnet50 64, airbench 1024)",
     "fold_seed": "seed of the fold split and the fold training",
@@ -57,6 +79,8 @@ HELP = {
     "fold_split": f"fold-split rule, one of {FOLD_SPLITS} (sklearn-0.20: the published pred_probs' split)",
     "methods": f"Co-Teaching runs per condition, from {ALL_METHODS} (none = no pruning)",
     "mask_compat": "'' = cleanlab 2.9 semantics, 'cleanlab-2021' = the seed's early-2021 ones",
+    "issue_method": f"the confident-learning method behind is_label_issue in label_issues.csv and the review "
+    f"gallery, one of {CL_METHODS}",
     "coteach_recipe": f"Co-Teaching recipe, one of {COTEACH_RECIPES} (paper's Table 2: feb2020)",
     "coteach_epochs": "Co-Teaching schedule length (0 = the recipe's; feb2020: 250, trains epochs 1..E-1)",
     "coteach_batch_size": "Co-Teaching batch size (0 = the recipe's, 128)",
@@ -75,26 +99,28 @@ class BenchmarkParams:
     """The run-time parameters of the pipeline (see :data:`HELP`)."""
 
     dataset: str
+    resolution: int = NATIVE_RESOLUTION
     conditions: tuple[Condition, ...] = PAPER_CONDITIONS
-    n_folds: int = 4
-    fold_arch: str = "resnet50"
+    n_folds: int = default_of(fold_train, "n_folds")
+    fold_arch: str = default_of(fold_train, "arch")
     fold_epochs: int = 0
     fold_batch_size: int = 0
-    fold_seed: int = 0
-    fold_stratify_by: str = "given"
-    fold_split: str = "sklearn"
+    fold_seed: int = default_of(fold_train, "seed")
+    fold_stratify_by: str = default_of(fold_train, "stratify_by")
+    fold_split: str = default_of(fold_train, "fold_split")
     methods: tuple[str, ...] = ALL_METHODS
     mask_compat: str = ""
-    coteach_recipe: str = "feb2020"
+    issue_method: str = DEFAULT_ISSUE_METHOD
+    coteach_recipe: str = default_of(coteach, "recipe")
     coteach_epochs: int = 0
     coteach_batch_size: int = 0
     coteach_lr: float = 0.0
     coteach_forget_rate: str = "recipe"
     coteach_cnn_width: int = 0
-    coteach_seed: int = 1
-    train_per_class: int = 0
-    test_per_class: int = 0
-    subset_seed: int = 0
+    coteach_seed: int = default_of(coteach, "seed")
+    train_per_class: int = ALL_ROWS
+    test_per_class: int = ALL_ROWS
+    subset_seed: int = SUBSET_SEED
 
     def __post_init__(self) -> None:
         self._check()
@@ -115,6 +141,7 @@ class BenchmarkParams:
             "fold_split": FOLD_SPLITS,
             "coteach_recipe": COTEACH_RECIPES,
             "mask_compat": MASK_COMPAT,
+            "issue_method": CL_METHODS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -126,8 +153,10 @@ class BenchmarkParams:
                 "methods",
                 f"expected distinct methods from {ALL_METHODS}, got {list(self.methods)}",
             )
-        if self.n_folds < 2:
-            raise InputError("parameters", "n_folds", f"must be >= 2, got {self.n_folds}")
+        try:
+            check_n_folds(self.n_folds)
+        except InputError as e:
+            raise InputError("parameters", "n_folds", e.problem) from None
         for name in (
             "fold_epochs",
             "fold_batch_size",
@@ -141,6 +170,11 @@ class BenchmarkParams:
             if getattr(self, name) < 0:
                 raise InputError("parameters", name, f"must be >= 0 (0 = default), got {getattr(self, name)}")
         resolve_forget_rate(self.coteach_forget_rate, 0.0)
+        if self.resolution != NATIVE_RESOLUTION:
+            try:
+                check_resolution(self.resolution)
+            except InputError as e:
+                raise InputError("parameters", "resolution", f"{e.problem} (0 = the images' own size)") from None
 
     def arguments(self) -> dict:
         """The KFP run arguments: conditions as items with every key, tuples as lists."""

@@ -170,11 +170,13 @@ def _local_inputs(params: BenchmarkParams) -> list[str]:
     return sorted(d for d in dirs if not any(d.startswith(other + os.sep) for other in dirs))
 
 
-def expected_tasks(params: BenchmarkParams) -> dict[str, int]:
-    """How many tasks of each component the pipeline runs for ``params`` (the progress bars' totals)."""
+def expected_tasks(params: BenchmarkParams, prepare: bool = False) -> dict[str, int]:
+    """How many tasks of each component the pipeline runs for ``params`` (the progress bars' totals);
+    ``prepare``: whether it starts with the prepare task."""
     n = len(params.conditions)
     given = sum(1 for c in params.conditions if c.pred_probs)
     return {
+        "prepare-dataset": int(prepare),
         "noisy-labels": n,
         "given-pred-probs": given,
         "plan-folds": n - given,
@@ -259,17 +261,18 @@ def run_locally(
     (:func:`_log_path`) and, with ``verbose``, to stderr as well; stderr shows one progress bar per
     stage (:mod:`.progress`).
     """
-    from .pipeline import pipeline_arguments, pipeline_for
+    from .pipeline import needs_prepare, pipeline_arguments, pipeline_for
     from .progress import RunLog, StageBars
 
     if runner.kind not in RUNNERS:
         raise InputError("--runner", "", f"must be one of {RUNNERS}, got {runner.kind!r}")
     check_inputs(params)
+    prepare = needs_prepare(params)
     root = _local_root(output, pipeline_root)
     settings = _init_runner(runner, params, root)
     log_path = _log_path(output, root)
     started = time.perf_counter()
-    bars = StageBars(expected_tasks(params))
+    bars = StageBars(expected_tasks(params, prepare))
     with open(log_path, "w", encoding="utf-8", buffering=1) as log_file:  # line-buffered: tail -f works
         stream = RunLog(_Tee(log_file, sys.stderr) if verbose else log_file, bars)
         with (
@@ -285,7 +288,7 @@ def run_locally(
             warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
             try:
-                task = pipeline_for(params, settings)(**pipeline_arguments(params))
+                task = pipeline_for(params, settings, prepare)(**pipeline_arguments(params, prepare))
             finally:
                 bars.close()
     wall_s = time.perf_counter() - started
@@ -298,6 +301,9 @@ def run_locally(
 
 
 def run(args: argparse.Namespace) -> None:
+    from clpipe.components.common.artifacts import LabelIssues
+    from clpipe.components.report.cli import REVIEW_PREFIX
+    from clpipe.components.report.gallery import GALLERY_FILE
     from clpipe.components.report.logic import headline_markdown
 
     params, others = params_from_args(args, extra=("output",))
@@ -309,6 +315,11 @@ def run(args: argparse.Namespace) -> None:
     print(headline_markdown(result.results))
     print(f"report: {storage.join(result.report, 'report.html')} (also report.md, results.csv, detection.csv, "
           "plots/)")
+    for record in result.results:
+        if record.get("review"):
+            folder = storage.join(result.report, REVIEW_PREFIX + record["condition"]["name"])
+            print(f"label issues to review ({record['condition']['name']}): {storage.join(folder, GALLERY_FILE)} "
+                  f"(ranked: {storage.join(folder, LabelIssues.FILE)})")
     print(f"log: {result.log}; task outputs: {result.pipeline_root}; wall time {result.wall_s:.0f} s")
 
 

@@ -29,6 +29,16 @@ empty list (kfp.local 2.17.3 fails on one; ``tests/e2e/test_kfp_local_branches.p
 ``clpipe compile`` builds both loops. Loop bodies take only sub-pipeline inputs and artifacts,
 never an upstream *parameter* output, which kfp.local 2.17.3 replaces by the loop item
 (``../shared/notes/kfp.md`` section 4).
+
+**Preparing the dataset.** A user's images (an ImageFolder or a manifest) or a run that sets a
+``resolution`` first need ``clpipe data prepare`` (:func:`needs_prepare`). Such a run's pipeline
+starts with a ``prepare`` task (CPU placement on the GPU image,
+``components/common/prepare_component.py``) whose returned URI is the dataset of every later
+task; the loops and the report then sit in a sub-pipeline (``conditions-and-report``) that
+takes that URI as its ``dataset`` input, so no loop body consumes an upstream parameter output.
+A dataset already in the trainers' form (the CIFAR-10 ``.npz`` files, a prepared folder) at its
+own size builds no prepare task and no extra level: the reproduction's pipeline is unchanged.
+``clpipe compile --prepare`` builds the preparing variant.
 """
 
 import dataclasses
@@ -37,8 +47,9 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 
 from clpipe.components.combine_folds.component import combine_folds, given_pred_probs
-from clpipe.components.common.datasets import ALL_ROWS
+from clpipe.components.common.datasets import ALL_ROWS, resolve_split_url
 from clpipe.components.common.kfp_component import TaskSettings, cpu_task, gpu_task, stage_component
+from clpipe.components.common.prepare_component import prepare_dataset
 from clpipe.components.coteach.component import coteach
 from clpipe.components.fold_train.component import fold_train, plan_folds
 from clpipe.components.make_masks.component import make_masks
@@ -47,7 +58,7 @@ from clpipe.components.report.component import condition_results, report
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Input, Markdown, Metrics, Output
 
-from .config import BenchmarkParams
+from .config import NATIVE_RESOLUTION, BenchmarkParams
 
 PIPELINE_NAME = "clpipe-benchmark"
 #: The two kinds of condition, each with its own loop (in this order in the compiled pipeline).
@@ -58,6 +69,8 @@ CONDITIONS_PARAMETER = {kind: f"{kind.replace('-', '_')}_conditions" for kind in
 FOLD_PARAMETERS = (
     "n_folds", "fold_arch", "fold_epochs", "fold_batch_size", "fold_seed", "fold_stratify_by", "fold_split",
 )
+#: Parameters only the prepare task uses (a pipeline without one does not have them).
+PREPARE_PARAMETERS = ("resolution",)
 
 _REQUIRED = inspect.Parameter.empty
 
@@ -90,18 +103,42 @@ def kinds_of(params: BenchmarkParams) -> tuple[str, ...]:
     return tuple(kind for kind in KINDS if kind in present)
 
 
-def pipeline_arguments(params: BenchmarkParams) -> dict:
-    """The run arguments of :func:`pipeline_for` ``(params)``: the conditions split by kind."""
+def needs_prepare(params: BenchmarkParams) -> bool:
+    """Whether the run starts with ``clpipe data prepare``: a resolution is set, or the train split is
+    not yet in the form the trainers read (an ``.npz`` or shards; an ImageFolder or a manifest is not).
+
+    A local dataset is looked at (a listing, no image is read). A remote one is judged by its URL
+    alone: a manifest is prepared, a directory is not (the submitting machine may not reach the
+    cluster's store, and the stages read an ImageFolder as it is, only decoding it in every task);
+    a ``resolution`` prepares any dataset.
+    """
+    from clpipe.components.common import image_files, shards, storage
+
+    if params.resolution != NATIVE_RESOLUTION or image_files.is_manifest(params.dataset):
+        return True
+    if params.dataset.endswith(".npz") or not storage.is_local(params.dataset):
+        return False
+    train = resolve_split_url(params.dataset, "train")
+    return not (train.endswith(".npz") or shards.is_shards(train))
+
+
+def pipeline_arguments(params: BenchmarkParams, prepare: bool | None = None) -> dict:
+    """The run arguments of :func:`pipeline_for` ``(params)``: the conditions split by kind, and the
+    prepare task's parameters when there is one (``prepare``; None = :func:`needs_prepare`)."""
     arguments = params.arguments()
     conditions = arguments.pop("conditions")
     for kind in kinds_of(params):
         arguments[CONDITIONS_PARAMETER[kind]] = [c for c in conditions if kind_of(c) == kind]
+    if not (needs_prepare(params) if prepare is None else prepare):
+        for name in PREPARE_PARAMETERS:
+            del arguments[name]
     return arguments
 
 
-def pipeline_for(params: BenchmarkParams, settings: TaskSettings | None = None):
-    """The pipeline with the loops the run of ``params`` needs (arguments: :func:`pipeline_arguments`)."""
-    return build_pipeline(settings, kinds_of(params))
+def pipeline_for(params: BenchmarkParams, settings: TaskSettings | None = None, prepare: bool | None = None):
+    """The pipeline with the loops (and the prepare task) the run of ``params`` needs (arguments:
+    :func:`pipeline_arguments`; ``prepare``: None = :func:`needs_prepare`)."""
+    return build_pipeline(settings, kinds_of(params), needs_prepare(params) if prepare is None else prepare)
 
 
 def _pipeline(
@@ -159,8 +196,9 @@ def report_of_both_kinds(
     )
 
 
-def build_pipeline(settings: TaskSettings | None = None, kinds: Sequence[str] = KINDS):
-    """The pipeline function, its components built on the images of ``settings``, one loop per kind."""
+def build_pipeline(settings: TaskSettings | None = None, kinds: Sequence[str] = KINDS, prepare: bool = False):
+    """The pipeline function, its components built on the images of ``settings``, one loop per kind,
+    and with ``prepare`` a first task preparing the dataset."""
     settings = settings or TaskSettings()
     if not kinds or set(kinds) - set(KINDS):
         raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {kinds!r}")
@@ -178,10 +216,22 @@ def build_pipeline(settings: TaskSettings | None = None, kinds: Sequence[str] = 
     def labels_task(p: Mapping):
         return cpu_task(labels_op(dataset=p["dataset"], condition=p["condition"]), settings, "noisy labels")
 
-    def masks_coteach_results(p: Mapping, labels, pred_probs_uri):
-        """The tail both kinds share: masks -> Co-Teaching per method -> the condition's results."""
+    def masks_coteach_results(p: Mapping, labels, pred_probs_uri, subset_per_class):
+        """The tail both kinds share: masks -> Co-Teaching per method -> the condition's results.
+
+        ``subset_per_class``: the rows the pred_probs describe (the cross-validated subset, or all).
+        """
         masks = cpu_task(
-            masks_op(pred_probs_uri=pred_probs_uri, compat=p["mask_compat"]), settings, "make masks"
+            masks_op(
+                pred_probs_uri=pred_probs_uri,
+                compat=p["mask_compat"],
+                dataset=p["dataset"],
+                subset_per_class=subset_per_class,
+                subset_seed=p["subset_seed"],
+                issue_method=p["issue_method"],
+            ),
+            settings,
+            "make masks",
         )
         with dsl.ParallelFor(p["methods"], parallelism=settings.task_parallelism, name="methods") as method:
             run = gpu_task(
@@ -244,7 +294,7 @@ def build_pipeline(settings: TaskSettings | None = None, kinds: Sequence[str] = 
         combined = cpu_task(
             combine_op(folds=dsl.Collected(trained.outputs["fold_out"])), settings, "combine folds"
         )
-        return masks_coteach_results(p, labels, combined.outputs["Output"])
+        return masks_coteach_results(p, labels, combined.outputs["Output"], p["train_per_class"])
 
     def given_pred_probs_body(**p):
         labels = labels_task(p).outputs["labels"]
@@ -261,11 +311,13 @@ def build_pipeline(settings: TaskSettings | None = None, kinds: Sequence[str] = 
             settings,
             "given pred_probs",
         )
-        return masks_coteach_results(p, labels, given.outputs["Output"])
+        return masks_coteach_results(p, labels, given.outputs["Output"], ALL_ROWS)
 
     # Per-condition sub-pipelines: every run parameter they use (no defaults) and the condition.
     shared = {
-        n: (t, _REQUIRED) for n, t in PARAMETER_TYPES.items() if n not in ("conditions", *FOLD_PARAMETERS)
+        n: (t, _REQUIRED)
+        for n, t in PARAMETER_TYPES.items()
+        if n not in ("conditions", *FOLD_PARAMETERS, *PREPARE_PARAMETERS)
     }
     condition_input = {"condition": (dict, _REQUIRED)}
     per_condition = {
@@ -305,10 +357,34 @@ def build_pipeline(settings: TaskSettings | None = None, kinds: Sequence[str] = 
             )
         return cpu_task(final, settings, "report").outputs["report"]
 
-    root_inputs = {n: (t, DEFAULT.get(n, _REQUIRED)) for n, t in PARAMETER_TYPES.items() if n != "conditions"}
+    root_inputs = {
+        n: (t, DEFAULT.get(n, _REQUIRED))
+        for n, t in PARAMETER_TYPES.items()
+        if n not in ("conditions", *PREPARE_PARAMETERS)
+    }
     for kind in kinds:
         default = [c for c in DEFAULT["conditions"] if kind_of(c) == kind]
         root_inputs[CONDITIONS_PARAMETER[kind]] = (list[dict], default or _REQUIRED)
+    description = __doc__.splitlines()[0]
+    if not prepare:
+        return _pipeline(PIPELINE_NAME, description, root_inputs, benchmark_body, settings.pipeline_root)
+    # The loops in a sub-pipeline whose `dataset` input is the prepare task's output (module docstring).
+    conditions_and_report = _pipeline(
+        "conditions-and-report",
+        "Every condition's loop and the report, on the prepared dataset.",
+        {n: (t, _REQUIRED) for n, (t, _) in root_inputs.items()},
+        benchmark_body,
+    )
+    prepare_op = prepare_dataset.build(images)
+
+    def prepared_body(**p):
+        prepared = cpu_task(
+            prepare_op(dataset=p["dataset"], resolution=p["resolution"]), settings, "prepare dataset"
+        )
+        inputs = {n: p[n] for n in conditions_and_report.component_spec.inputs}
+        return conditions_and_report(**{**inputs, "dataset": prepared.outputs["Output"]}).output
+
+    prepare_inputs = {n: (PARAMETER_TYPES[n], DEFAULT[n]) for n in PREPARE_PARAMETERS}
     return _pipeline(
-        PIPELINE_NAME, __doc__.splitlines()[0], root_inputs, benchmark_body, settings.pipeline_root
+        PIPELINE_NAME, description, {**root_inputs, **prepare_inputs}, prepared_body, settings.pipeline_root
     )

@@ -30,6 +30,7 @@ FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
 EPOCH = re.compile(r"\bepoch (\d+) \(last (\d+)\)")
 #: Task (component) name -> what the progress line calls it, in pipeline order.
 STAGE_NAMES: Mapping[str, str] = {
+    "prepare-dataset": "prepare images",
     "noisy-labels": "noisy labels",
     "given-pred-probs": "given pred_probs",
     "plan-folds": "plan folds",

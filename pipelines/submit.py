@@ -49,7 +49,14 @@ from clpipe.components.common.errors import InputError
 
 from .compile import add_compile_arguments, compile_pipeline, settings_from_args
 from .config import add_param_arguments, params_from_args
-from .pipeline import CONDITIONS_PARAMETER, PIPELINE_NAME, kinds_of, pipeline_arguments
+from .pipeline import (
+    CONDITIONS_PARAMETER,
+    PIPELINE_NAME,
+    PREPARE_PARAMETERS,
+    kinds_of,
+    needs_prepare,
+    pipeline_arguments,
+)
 
 log = logging.getLogger("clpipe")
 
@@ -120,7 +127,11 @@ def run_arguments(package_text: str, params) -> dict:
     """
     spec = next(yaml.safe_load_all(package_text))
     inputs = spec["root"]["inputDefinitions"]["parameters"]
-    arguments = pipeline_arguments(params)
+    prepares = all(p in inputs for p in PREPARE_PARAMETERS)
+    if needs_prepare(params) and not prepares:
+        raise InputError("--package", "resolution", "the package has no prepare task, which this dataset or "
+                         "resolution needs: compile it with --prepare")
+    arguments = pipeline_arguments(params, prepares)
     for kind, parameter in CONDITIONS_PARAMETER.items():
         if parameter in arguments and parameter not in inputs:
             raise InputError("--package", parameter, f"the package has no loop for {kind} conditions")
@@ -134,7 +145,7 @@ def _package_text(args: argparse.Namespace, params, tmp: str) -> str:
     if args.package:
         return Path(args.package).read_text()
     path = os.path.join(tmp, "clpipe_pipeline.yaml")
-    compile_pipeline(path, settings_from_args(args), kinds_of(params))
+    compile_pipeline(path, settings_from_args(args), kinds_of(params), needs_prepare(params))
     return Path(path).read_text()
 
 

@@ -46,11 +46,13 @@ def png(pixels: np.ndarray, mode: str | None = None) -> bytes:
 
 
 def digits_imagefolder(root: Path, *, noise: float = 0.1, seed: int = 0, per_class: int | None = None,
-                       classes: int = 10) -> NoisyFolder:
+                       classes: int = 10, test_per_class: int = 0) -> NoisyFolder:
     """sklearn's digits as ``root/train/<name>/<index>.png`` with ``noise`` of them in a wrong folder.
 
     Pixel values 0..16 are scaled to 0..255 (grayscale PNG, mode L). Each flipped image goes to a
-    uniformly chosen other class.
+    uniformly chosen other class. ``test_per_class`` > 0: the last that many images of each class
+    go, correctly labelled, to ``root/test/<name>/`` instead (a held-out split, as Co-Teaching
+    needs), the rest to train.
     """
     from sklearn.datasets import load_digits
 
@@ -58,8 +60,15 @@ def digits_imagefolder(root: Path, *, noise: float = 0.1, seed: int = 0, per_cla
     images = np.round(digits.images * (255 / 16)).astype(np.uint8)
     target = digits.target
     keep = np.flatnonzero(target < classes)
+    if test_per_class:
+        held_out = np.concatenate([np.flatnonzero(target == k)[-test_per_class:] for k in range(classes)])
+        for i in held_out:
+            path = root / "test" / DIGIT_NAMES[target[i]] / f"{i:04d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(png(images[i], "L"))
+        keep = np.setdiff1d(keep, held_out)
     if per_class is not None:
-        keep = np.concatenate([np.flatnonzero(target == k)[:per_class] for k in range(classes)])
+        keep = np.concatenate([keep[target[keep] == k][:per_class] for k in range(classes)])
     rng = np.random.default_rng(seed)
     flip = set(rng.choice(keep, size=round(noise * len(keep)), replace=False).tolist())
     flipped, true_class = set(), {}

@@ -8,10 +8,9 @@ from ..common.kfp_component import stage_component
 @stage_component("cpu")
 def plan_folds(n_folds: int) -> list[int]:
     """The folds 0 .. n_folds-1 the cross-validation loop runs over."""
-    from clpipe.components.common.errors import InputError
+    from clpipe.components.fold_train.folds import check_n_folds
 
-    if n_folds < 2:
-        raise InputError("n_folds", "", f"must be >= 2, got {n_folds}")
+    check_n_folds(n_folds)
     return list(range(n_folds))
 
 

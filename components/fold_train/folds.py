@@ -37,6 +37,13 @@ from ..common.errors import InputError
 FOLD_SPLITS = ("sklearn", "sklearn-0.20")
 
 
+def check_n_folds(n_folds: int) -> None:
+    """K-fold cross-validation needs K >= 2 (the one place this is checked: the pipeline's parameters, its
+    fold plan and the fold trainer all call it)."""
+    if n_folds < 2:
+        raise InputError("n_folds", "", f"must be >= 2, got {n_folds}")
+
+
 def fold_indices(
     stratify_labels: np.ndarray, n_folds: int, seed: int, *, split: str = "sklearn",
     classes: Sequence[str] | None = None,
@@ -56,8 +63,7 @@ def fold_indices(
     Raises:
         InputError: naming ``n_folds``, ``fold_split`` or the labels when the split is impossible.
     """
-    if n_folds < 2:
-        raise InputError("n_folds", "", f"must be >= 2, got {n_folds}")
+    check_n_folds(n_folds)
     if split not in FOLD_SPLITS:
         raise InputError("fold_split", "", f"must be one of {FOLD_SPLITS}, got {split!r}")
     stratify_labels = np.asarray(stratify_labels)

@@ -2,12 +2,17 @@
 
 - ``condition``: join one condition's stage outputs (noisy-labels, fold combiner or given
   pred_probs, make-masks, one coteach run per method) into ``--out DIR/condition.json``;
-  with ``--dataset``, the masks are also scored against the dataset's labels.
+  with ``--dataset``, the masks are also scored against the dataset's labels, and when
+  make-masks wrote the review files (it was given the dataset) ``DIR`` also holds
+  ``label_issues.csv``, ``issues_per_class.csv``, ``cleaned_labels.json`` (the labels without
+  the rows the issue method flags) and the review gallery ``gallery.html``
+  (:mod:`.gallery`; thumbnails from the dataset).
 - ``render``: lay out the ``condition.json`` of every condition like the paper's Table 2
   and write ``--out DIR``: ``report.md``, ``report.html`` (self-contained), ``results.csv``
   (one row per condition and Co-Teaching run), ``detection.csv`` (one row per condition and
-  mask: label errors found, precision, recall), ``results.json`` (the condition records) and
-  the figures ``plots/*.png``.
+  mask: label errors found, precision, recall), ``results.json`` (the condition records),
+  the figures ``plots/*.png`` and, per condition with a review, ``review-<condition>/`` (its
+  gallery and tables, linked from the report).
 
 Examples:
   clpipe report condition --labels runs/labels --pred-probs runs/cv --masks runs/masks \\
@@ -23,17 +28,21 @@ import os
 import sys
 from collections.abc import Sequence
 
-import numpy as np
-
 from ..common import cli, storage
-from ..common.artifacts import labels_url
-from ..common.datasets import open_split, subset_rows
+from ..common.artifacts import LabelIssues, Review, labels_url
+from ..common.datasets import ALL_ROWS, CIFAR10_CLASSES, Split, open_split, subset_rows
 from ..common.errors import InputError
 from ..common.labels import load_labels
-from . import detection, logic
+from . import detection, gallery, logic
 
 CONDITION_FILE = "condition.json"
 PLOTS_DIR = "plots"
+#: Where the report keeps each condition's review files: <REVIEW_PREFIX><condition>/<file> (one level:
+#: a stage output is at most two levels deep, ``storage.MAX_OUTPUT_DEPTH``).
+REVIEW_PREFIX = "review-"
+#: The review files a condition record's folder holds (make-masks' tables, then the gallery).
+REVIEW_TABLES = (LabelIssues.FILE, Review.PER_CLASS)
+REVIEW_FILES = (*REVIEW_TABLES, Review.CLEANED, gallery.GALLERY_FILE)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,23 +88,50 @@ def read_condition(directory: str) -> dict:
     return _summary(directory, CONDITION_FILE)
 
 
-def read_detection(dataset: str, labels_dir: str, masks_dir: str, masks: dict, per_class: int, seed: int) -> dict:
+def masks_per_class(split: Split, masks_dir: str, masks: dict, per_class: int, seed: int) -> int:
+    """The subset setting of the rows the masks describe: :data:`ALL_ROWS` when they cover the whole
+    train split (label errors found at full scale), else ``per_class`` (the class-stratified subset
+    the cross-validation trained on), checked against the masks' row count."""
+    n = masks["n_examples"]
+    if n == len(split):
+        return ALL_ROWS
+    rows = subset_rows(split.labels, per_class, seed)
+    if len(rows) != n:
+        raise InputError(masks_dir, "n_examples", f"{n} rows: neither the whole split of {split.source} "
+                         f"({len(split)}) nor its subset of {per_class} per class ({len(rows)})")
+    return per_class
+
+
+def read_detection(split: Split, labels_dir: str, masks_dir: str, masks: dict, per_class: int,
+                   seed: int) -> dict:
     """The masks of ``masks_dir`` scored against the real errors (given label != dataset label).
 
-    The masks describe the whole train split (label errors found at full scale) or the class-stratified
-    subset the cross-validation trained on (``per_class``, ``seed``); the given labels are the whole
-    split's (noisy-labels' ``labels.npy``).
+    The masks describe the rows of ``split`` that :func:`masks_per_class` names; the given labels
+    are the whole split's (noisy-labels' ``labels.npy``).
     """
-    split = open_split(dataset, "train")
     given = load_labels(labels_url(labels_dir), split)
-    n = masks["n_examples"]
-    rows = np.arange(len(split)) if n == len(split) else subset_rows(split.labels, per_class, seed)
-    if len(rows) != n:
-        raise InputError(masks_dir, "n_examples", f"{n} rows: neither the whole split of {dataset} "
-                         f"({len(split)}) nor its subset of {per_class} per class ({len(rows)})")
+    rows = subset_rows(split.labels, masks_per_class(split, masks_dir, masks, per_class, seed), seed)
     keep = {m: storage.load_npy(storage.join(masks_dir, f"train_pruned_{m}", "train_mask.npy"), field="train_mask")
             for m in masks["methods"]}
     return detection.detection(given[rows], split.labels[rows], keep, split.classes, source=masks_dir)
+
+
+def review_record(masks: dict) -> dict | None:
+    """What the condition record says of the review files (None when make-masks wrote none)."""
+    if "issue_method" not in masks:
+        return None
+    return {"issue_method": masks["issue_method"], "n_label_issues": masks["n_label_issues"],
+            "n_examples": masks["n_examples"], "files": list(REVIEW_FILES)}
+
+
+def write_review(masks_dir: str, masks: dict, dataset: str, per_class: int, seed: int, folder: str) -> None:
+    """Copies make-masks' review tables and the cleaned labels of its issue method into ``folder`` and
+    writes the gallery there."""
+    copies = {name: name for name in REVIEW_TABLES}
+    copies[f"train_pruned_{masks['issue_method']}/{Review.CLEANED}"] = Review.CLEANED
+    for source, name in copies.items():
+        storage.write_bytes(os.path.join(folder, name), storage.read_bytes(storage.join(masks_dir, source)))
+    gallery.write_gallery(masks_dir, dataset, folder, subset_per_class=per_class, subset_seed=seed)
 
 
 def _condition(args: argparse.Namespace) -> None:
@@ -108,10 +144,12 @@ def _condition(args: argparse.Namespace) -> None:
         **{f"runs/{i}": run for i, run in enumerate(args.runs)},
     }
     masks = _summary(args.masks, "summary.json")
-    found = None
+    found = review = None
     if args.dataset:
-        found = read_detection(args.dataset, args.labels, args.masks, masks, args.subset_per_class,
-                               args.subset_seed)
+        split = open_split(args.dataset, "train")
+        per_class = masks_per_class(split, args.masks, masks, args.subset_per_class, args.subset_seed)
+        found = read_detection(split, args.labels, args.masks, masks, args.subset_per_class, args.subset_seed)
+        review = review_record(masks)
     result = logic.condition_result(
         _summary(args.labels, "summary.json"),
         _summary(args.pred_probs, "summary.json"),
@@ -119,9 +157,12 @@ def _condition(args: argparse.Namespace) -> None:
         [_summary(run, "metrics.json") for run in args.runs],
         sources=sources,
         detection=found,
+        review=review,
     )
     with storage.staged_output(args.out, stage=CONDITION_STAGE, inputs=inputs) as tmp:
         storage.save_json(os.path.join(tmp, CONDITION_FILE), result)
+        if review is not None:
+            write_review(args.masks, masks, args.dataset, per_class, args.subset_seed, tmp)
     cli.log.info(
         "condition %s: %d runs (%s)",
         result["condition"]["name"],
@@ -130,14 +171,20 @@ def _condition(args: argparse.Namespace) -> None:
     )
 
 
-def write_report(results: Sequence[dict], out: str, inputs: Sequence[str] = ()) -> str:
-    """Writes the report directory; returns ``report.md``'s text."""
+def write_report(results: Sequence[dict], out: str, inputs: Sequence[str] = (),
+                 folders: Sequence[str] = ()) -> str:
+    """Writes the report directory; returns ``report.md``'s text.
+
+    ``folders``: the ``report condition`` outputs the results were read from (same order); the
+    review files of those with a review go to ``<REVIEW_PREFIX><condition>/``.
+    """
     from . import plots
 
     ordered = logic.sort_results(results)
     figures = plots.render_figures(ordered)
     links = [(f"{PLOTS_DIR}/{name}", title) for name, title, _ in plots.FIGURES]
-    markdown = logic.report_markdown(ordered, links)
+    reviews = {r["condition"]["name"]: folder for r, folder in zip(results, folders) if r.get("review")}
+    markdown = logic.report_markdown(ordered, links, review_prefix=REVIEW_PREFIX, dataset=_dataset_title(ordered))
     images = {
         f"{PLOTS_DIR}/{name}": "data:image/png;base64," + base64.b64encode(png).decode()
         for name, png in figures.items()
@@ -155,12 +202,27 @@ def write_report(results: Sequence[dict], out: str, inputs: Sequence[str] = ()) 
             detection.detection_csv(detection.detection_rows(ordered)).encode(),
         )
         storage.save_json(os.path.join(tmp, "results.json"), list(ordered))
+        for name, folder in reviews.items():
+            for file in REVIEW_FILES:
+                storage.write_bytes(os.path.join(tmp, REVIEW_PREFIX + name, file),
+                                    storage.read_bytes(storage.join(folder, file)))
     return markdown
+
+
+def _dataset_title(results: Sequence[dict]) -> str:
+    """CIFAR-10, or the name of the user's dataset (its folder, or the source it was prepared from) when
+    the conditions' classes are other ones."""
+    labels = results[0]["labels"]
+    classes = labels.get("classes")
+    if not classes or tuple(classes) == CIFAR10_CLASSES or not labels.get("dataset"):
+        return "CIFAR-10"
+    return gallery.dataset_name(labels["dataset"])
 
 
 def _render(args: argparse.Namespace) -> None:
     storage.check_output(args.out, stage=RENDER_STAGE, inputs=args.conditions)
-    markdown = write_report([read_condition(d) for d in args.conditions], args.out, args.conditions)
+    markdown = write_report([read_condition(d) for d in args.conditions], args.out, args.conditions,
+                            folders=args.conditions)
     cli.log.info("report of %d conditions: %s", len(args.conditions), storage.join(args.out, "report.html"))
     if args.print:
         print(markdown, file=sys.stdout)

@@ -17,15 +17,24 @@ def condition_results(
     result: Output[Artifact],
     metrics: Output[Metrics],
     confusion: Output[ClassificationMetrics],
+    gallery: Output[HTML],
+    label_issues: Output[Dataset],
 ):
-    """One condition's record (clpipe report condition), its metrics and out-of-sample confusion matrix.
+    """One condition's record (clpipe report condition), its metrics and out-of-sample confusion matrix,
+    its review gallery and ranked label issues.
 
     The record scores the masks against the dataset's labels (label errors found, precision,
     recall); subset_per_class and subset_seed name the subset that cross-validation trained on.
     The confusion matrix is of the cross-validated (or given) predictions vs the given labels.
+    gallery (HTML, self-contained) and label_issues (label_issues.csv) are copies of the record
+    folder's review files.
     """
+    import shutil
+
+    from clpipe.components.common.artifacts import LabelIssues
     from clpipe.components.common.kfp_component import run_cli
     from clpipe.components.report import cli, logic
+    from clpipe.components.report.gallery import GALLERY_FILE
 
     run_cli(
         cli.main,
@@ -53,6 +62,8 @@ def condition_results(
         metrics.log_metric(name, value)
     classes = record["pred_probs"].get("classes") or record["labels"]["classes"]
     confusion.log_confusion_matrix(classes, record["pred_probs"]["confusion_matrix"])
+    shutil.copyfile(f"{result.path}/{GALLERY_FILE}", gallery.path)
+    shutil.copyfile(f"{result.path}/{LabelIssues.FILE}", label_issues.path)
 
 
 @stage_component("cpu")

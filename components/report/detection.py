@@ -92,8 +92,10 @@ def detection(
 
 
 def with_detection(results: Iterable[Mapping]) -> list[Mapping]:
-    """The condition records that carry a detection record."""
-    return [r for r in results if r.get("detection")]
+    """The condition records whose masks were scored against real errors: a detection record with at
+    least one (a user's images as given have none known: nothing to score, the review files say what
+    was found)."""
+    return [r for r in results if r.get("detection") and r["detection"]["real_errors"]]
 
 
 def _methods(result: Mapping) -> list[str]:

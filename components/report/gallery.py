@@ -105,11 +105,11 @@ def gallery_html(issues: LabelIssues, thumbnails: Callable[[Sequence[int]], dict
     counts = {cls: int(((c["given_label"] == cls) & c["is_label_issue"]).sum()) for cls in classes}
     given_counts = {cls: int((c["given_label"] == cls).sum()) for cls in classes}
     toc = "".join(
-        f'<a href="#class-{k}"><b>{html.escape(cls)}</b> {counts[cls]}<small>/{given_counts[cls]}</small></a>'
+        f'<a href="#class-{k}"><b>{html.escape(cls)}</b> {counts[cls]:,}<small>/{given_counts[cls]:,}</small></a>'
         for k, cls in enumerate(classes))
     sections = "".join(
-        f'<section id="class-{k}"><h2>Given &ldquo;{html.escape(cls)}&rdquo; <small>{counts[cls]} flagged of '
-        f'{given_counts[cls]}{f", worst {len(rows)} shown" if counts[cls] > len(rows) else ""}</small></h2>'
+        f'<section id="class-{k}"><h2>Given &ldquo;{html.escape(cls)}&rdquo; <small>{counts[cls]:,} flagged of '
+        f'{given_counts[cls]:,}{f", worst {len(rows)} shown" if counts[cls] > len(rows) else ""}</small></h2>'
         f'<div class="grid">{cards(rows) if rows else "<p class=empty>No label issues flagged.</p>"}</div></section>'
         for k, (cls, rows) in enumerate(by_class.items()))
     method = f" by <code>{html.escape(issue_method)}</code>" if issue_method else ""
@@ -119,12 +119,12 @@ def gallery_html(issues: LabelIssues, thumbnails: Callable[[Sequence[int]], dict
 <style>{_CSS}</style></head>
 <body>
 <header><h1>{html.escape(title)}</h1>
-<p><b>{flagged}</b> of <b>{n}</b> images ({flagged / max(n, 1):.1%}) flagged as label issues{method}.
+<p><b>{flagged:,}</b> of <b>{n:,}</b> images ({flagged / max(n, 1):.1%}) flagged as label issues{method}.
 Cards are ranked by cleanlab's label quality score (0 = the out-of-sample model is sure the given label is wrong):
 <span class="given">given</span> &rarr; <span class="suggested">suggested</span>.</p>
 <nav>{toc}</nav></header>
 <main>
-<section id="overall"><h2>Most likely label errors <small>worst {len(overall)} of all {n}</small></h2>
+<section id="overall"><h2>Most likely label errors <small>worst {len(overall)} of all {n:,}</small></h2>
 <div class="grid">{cards(overall)}</div></section>
 {sections}
 </main></body></html>
@@ -158,13 +158,13 @@ def write_gallery(masks: str, dataset: str, out: str, *, subset_per_class: int =
     view = split.take(subset_rows(split.labels, subset_per_class, subset_seed))
     page = gallery_html(issues, view_thumbnails(view), classes=view.classes,
                         issue_method=summary.get("issue_method", ""), top=top, per_class=per_class,
-                        title=f"Label issues to review: {_dataset_name(dataset)}")
+                        title=f"Label issues to review: {dataset_name(dataset)}")
     url = storage.join(out, GALLERY_FILE)
     storage.write_bytes(url, page.encode())
     return url
 
 
-def _dataset_name(dataset: str) -> str:
+def dataset_name(dataset: str) -> str:
     """The folder name of the dataset, or of its source when it was prepared (``prepared.json``)."""
     from ..common.prepare import PREPARED_INFO
 

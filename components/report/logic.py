@@ -92,6 +92,7 @@ def condition_result(
     *,
     sources: Mapping[str, str],
     detection: Mapping | None = None,
+    review: Mapping | None = None,
 ) -> dict:
     """One condition's record (the ``condition.json`` of ``clpipe report condition``).
 
@@ -104,6 +105,8 @@ def condition_result(
             ``runs/<i>``), for error messages and provenance.
         detection: The masks scored against the real errors (:func:`.detection.detection`),
             or None when the dataset's labels were not given.
+        review: What the review files next to the record hold (``issue_method``,
+            ``n_label_issues``, ``n_examples``, ``files``), or None when there are none.
 
     Raises:
         InputError: a summary lacks a field, two runs train the same method, a run trains a
@@ -148,6 +151,7 @@ def condition_result(
         "masks": dict(masks),
         "runs": ordered,
         "detection": None if detection is None else dict(detection),
+        "review": None if review is None else dict(review),
         "sources": dict(sources),
     }
 
@@ -338,7 +342,9 @@ def _test_set_sentence(results: Sequence[Mapping]) -> str:
     if not n_test:
         return ""
     sizes = ", ".join(str(n) for n in n_test)
-    exact = ", ".join(str(n) for n in n_exact) or "none"
+    if not n_exact:  # a dataset without the seed's exact-pixel marks (not the shared CIFAR-10)
+        return f"Test set: {sizes} images scored per network and epoch."
+    exact = ", ".join(str(n) for n in n_exact)
     return (f"Test set: {sizes} images scored per network and epoch, of which {exact} carry the official "
             "pixels; the rest of the shared CIFAR-10 test set is a JPEG re-encoding (about 28 dB PSNR), so the "
             "main table is on a JPEG-approximated test set and the exact-subset table below is the check.")
@@ -424,6 +430,10 @@ def _detection_sentence(result: Mapping) -> str:
     removed = [m["removed"] for m in found]
     precision = [m["precision"] for m in found if m["precision"] is not None]
     recall = [m["recall"] for m in found if m["recall"] is not None]
+    if not d["real_errors"]:  # your own images, as given: their errors are what the run looks for
+        return (f"{_condition_phrase(result)}: the given labels are the dataset's own, so no label error is known "
+                f"in advance. The {len(found)} confident-learning methods flagged {min(removed):,} to "
+                f"{max(removed):,} of the {d['n_examples']:,} images as likely label errors.")
     sentence = (f"{_condition_phrase(result)}: {d['real_errors']:,} of the {d['n_examples']:,} given labels are "
                 f"wrong. The {len(found)} confident-learning methods removed {min(removed):,} to {max(removed):,} "
                 "labels")
@@ -432,8 +442,9 @@ def _detection_sentence(result: Mapping) -> str:
                      f"they found {_percent_range(recall)} of all real errors (recall)")
     for method in (m for m in result["runs"] if m in d["methods"]):
         m = d["methods"][method]
+        precision = "-" if m["precision"] is None else f"{m['precision']:.3f}"  # None: it removed nothing
         sentence += (f". {method_name(method)}, trained on below, removed {m['removed']:,}: {m['errors_removed']:,} "
-                     f"real errors (precision {m['precision']:.3f}, recall {m['recall']:.3f})")
+                     f"real errors (precision {precision}, recall {m['recall']:.3f})")
     return sentence + "."
 
 
@@ -513,14 +524,40 @@ def _per_class_sections(results: Sequence[Mapping]) -> list[str]:
     return parts
 
 
-def report_markdown(results: Sequence[Mapping], figures: Sequence[tuple[str, str]]) -> str:
-    """The whole report: what was found in words, the two main tables, then details and figures."""
+def review_markdown(results: Sequence[Mapping], review_prefix: str) -> str:
+    """Links to each condition's review gallery and ranked label issues (``<review_prefix><condition>/``)."""
+    lines = []
+    for r in sort_results(results):
+        review = r.get("review")
+        if not review:
+            continue
+        name = r["condition"]["name"]
+        files = {f: f"{review_prefix}{name}/{f}" for f in review["files"]}
+        links = ", ".join(f"[{f}]({url})" for f, url in files.items())
+        lines.append(f"- {name}: {review['n_label_issues']:,} of {review['n_examples']:,} images flagged as label "
+                     f"issues by {method_name(review['issue_method'])}, every image ranked by label quality: "
+                     f"{links}")
+    if not lines:
+        return ""
+    return "\n".join(["## Label issues to review", "",
+                      ("The gallery shows the most likely label errors with their given and suggested labels; "
+                       "label_issues.csv ranks every image, worst first, with the methods that flag it; "
+                       "issues_per_class.csv counts them per class; cleaned_labels.json is the given labels "
+                       "without the flagged images (file -> label), ready for training."), "", *lines, ""])
+
+
+def report_markdown(results: Sequence[Mapping], figures: Sequence[tuple[str, str]],
+                    review_prefix: str = "", dataset: str = "CIFAR-10") -> str:
+    """The whole report on ``dataset`` (its name in the title): what was found in words, the two main
+    tables, the review files (in ``<review_prefix><condition>/``, when given), then details and figures."""
     ordered = sort_results(results)
     runs = trained(ordered)
+    review = review_markdown(ordered, review_prefix) if review_prefix else ""
     parts = [
-        "# clpipe results: confident learning + Co-Teaching on CIFAR-10",
+        f"# clpipe results: confident learning + Co-Teaching on {dataset}",
         "",
         headline_markdown(ordered),
+        *([review] if review else []),
         *_per_class_sections(ordered),
     ]
     if runs:

@@ -18,6 +18,7 @@ import json
 
 import numpy as np
 import pytest
+from clpipe.components.common.storage import MANIFEST
 
 from .conftest import DATASET_IN_CONTAINER, LABELS_IN_CONTAINER, fold_train_args
 
@@ -113,6 +114,7 @@ def test_folds_read_and_write_s3(s3_chain):
             "labels.npy",
             "metrics.json",
             "pred_probs.npy",
+            MANIFEST,  # written last: the fold output is complete
         }
         held_out.append(_npy(fs, f"{prefix}/indices.npy"))
         assert json.loads(fs.cat_file(f"{prefix}/metrics.json"))["n_examples"] == N_VIEW

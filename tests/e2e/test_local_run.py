@@ -84,6 +84,8 @@ def test_report_and_table(local_run, capsys):
         "report.md",
         "results.csv",
         "results.json",
+        "review-given",
+        "review-made",
     ]
     rows = list(csv.DictReader(io.StringIO((report / "results.csv").read_text())))
     assert [(r["condition"], r["method"]) for r in rows] == [

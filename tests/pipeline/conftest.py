@@ -9,8 +9,8 @@ from clpipe.pipelines.compile import compile_pipeline
 VERTEX_ROOT = "gs://example-clpipe-artifacts/vertex"
 
 
-def compiled(path, settings=None, kinds=None):
-    compile_pipeline(str(path), settings, kinds)
+def compiled(path, settings=None, kinds=None, prepare=False):
+    compile_pipeline(str(path), settings, kinds, prepare)
     with open(path) as f:
         return list(yaml.safe_load_all(f))
 
@@ -25,6 +25,12 @@ def gpu_executors(spec: dict, images: Images = DEFAULT_IMAGES) -> set[str]:
 def ir(tmp_path_factory):
     """(pipeline spec, platform spec) of the pipeline with the default settings."""
     return compiled(tmp_path_factory.mktemp("ir") / "clpipe.yaml")
+
+
+@pytest.fixture(scope="session")
+def ir_prepare(tmp_path_factory):
+    """The pipeline that starts by preparing the dataset (``clpipe compile --prepare``)."""
+    return compiled(tmp_path_factory.mktemp("ir") / "clpipe-prepare.yaml", prepare=True)
 
 
 @pytest.fixture(scope="session")

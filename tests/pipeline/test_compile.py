@@ -46,8 +46,8 @@ def parse_strictly(documents: list[dict]) -> None:
             )
 
 
-def test_every_document_parses_strictly(ir, ir_cpu_cluster, vertex_yaml):
-    for documents in (ir, ir_cpu_cluster, list(yaml.safe_load_all(vertex_yaml.read_text()))):
+def test_every_document_parses_strictly(ir, ir_cpu_cluster, ir_prepare, vertex_yaml):
+    for documents in (ir, ir_cpu_cluster, ir_prepare, list(yaml.safe_load_all(vertex_yaml.read_text()))):
         parse_strictly(documents)
     spec, _ = ir
     assert spec["pipelineInfo"]["name"] == "clpipe-benchmark"
@@ -71,7 +71,7 @@ def test_the_strict_parse_rejects_an_unknown_field(ir, where):
 def test_parameters_are_benchmark_params_with_the_conditions_split_by_kind(ir):
     spec, _ = ir
     parameters = spec["root"]["inputDefinitions"]["parameters"]
-    names = {f for f in pipeline.PARAMETER_TYPES if f != "conditions"}
+    names = {f for f in pipeline.PARAMETER_TYPES if f not in ("conditions", *pipeline.PREPARE_PARAMETERS)}
     assert set(parameters) == names | {"cross_validated_conditions", "given_pred_probs_conditions"}
     defaults = BenchmarkParams(dataset="x").arguments()
     for name in names - {"dataset"}:
@@ -80,6 +80,28 @@ def test_parameters_are_benchmark_params_with_the_conditions_split_by_kind(ir):
     # No default runs a loop over an empty list: the given-pred_probs conditions must be given.
     assert "defaultValue" not in parameters["dataset"]
     assert "defaultValue" not in parameters["given_pred_probs_conditions"]
+
+
+def test_the_prepare_variant_hands_the_prepared_dataset_to_a_sub_pipeline_holding_the_loops(ir, ir_prepare):
+    spec, _ = ir_prepare
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert set(parameters) == set(ir[0]["root"]["inputDefinitions"]["parameters"]) | {"resolution"}
+    assert parameters["resolution"]["defaultValue"] == 0
+    root = spec["root"]["dag"]["tasks"]
+    assert set(root) == {"prepare-dataset", "conditions-and-report"}
+    prepare_inputs = root["prepare-dataset"]["inputs"]["parameters"]
+    assert prepare_inputs["dataset"] == {"componentInputParameter": "dataset"}
+    body = root["conditions-and-report"]["inputs"]["parameters"]
+    # Outside any loop: kfp.local replaces an upstream parameter output consumed inside a loop (kfp.md 4).
+    assert body["dataset"] == {"taskOutputParameter": {"outputParameterKey": "Output",
+                                                       "producerTask": "prepare-dataset"}}
+    assert "resolution" not in body
+    # The sub-pipeline is the reproduction's root DAG: the same tasks, the same loops.
+    loops = spec["components"]["comp-conditions-and-report"]["dag"]["tasks"]
+    assert loops.keys() == ir[0]["root"]["dag"]["tasks"].keys()
+    # On the GPU image (litdata needs torch), placed as a CPU task: no accelerator.
+    executor = spec["deploymentSpec"]["executors"]["exec-prepare-dataset"]["container"]
+    assert executor["image"] == DEFAULT_IMAGES.gpu and "accelerator" not in executor["resources"]
 
 
 def test_one_loop_per_kind_each_over_its_own_sub_pipeline_and_one_report_collects_both(ir):
@@ -404,3 +426,21 @@ def test_ir_size_of_the_table2_fast_run_against_the_argo_object_limit(tmp_path):
     )
     assert len(params.conditions) == 12
     assert estimate < limit / 2, f"{estimate} bytes: less than 2x margin to the etcd object limit"
+
+
+def test_a_run_prepares_user_images_or_a_resolution_and_nothing_else(tmp_path, cifar10_dir):
+    from tests.your_data import digits_imagefolder, write_manifest
+
+    folder = digits_imagefolder(tmp_path / "digits", per_class=2).root
+    manifest = write_manifest(tmp_path / "m.csv", [(str(p), p.parent.name) for p in folder.glob("train/*/*.png")])
+
+    def prepares(dataset, **settings):
+        return pipeline.needs_prepare(BenchmarkParams(dataset=str(dataset), **settings))
+
+    assert prepares(folder) and prepares(manifest)  # ImageFolder, manifest: decoded once, up front
+    assert not prepares(cifar10_dir) and prepares(cifar10_dir, resolution=64)  # .npz: as it is, unless resized
+    assert not prepares("gs://b/images") and prepares("gs://b/images", resolution=32)  # remote: by name only
+    assert prepares("gs://b/images.jsonl") and not prepares("gs://b/train.npz")
+    params = BenchmarkParams(dataset=str(folder), conditions=_params(GENERATED).conditions)
+    assert pipeline.pipeline_arguments(params)["resolution"] == 0
+    assert "resolution" not in pipeline.pipeline_arguments(BenchmarkParams(dataset=cifar10_dir))

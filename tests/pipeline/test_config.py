@@ -71,6 +71,20 @@ def test_defaults_are_the_papers_benchmark():
     }
 
 
+def test_your_data_settings():
+    params, _ = parse(["--dataset", "d", "--fold-arch", "auto", "--resolution", "64", "--issue-method", "cl_both"])
+    assert (params.fold_arch, params.resolution, params.issue_method) == ("auto", 64, "cl_both")
+    defaults = config.BenchmarkParams(dataset="d")
+    assert defaults.resolution == 0 and defaults.issue_method == "cl_pbnr"  # native size; cleanlab's default
+
+
+def test_your_data_config():
+    params, others = parse([str(REPO / "pipelines" / "configs" / "your-data.yaml")])
+    assert others == {"output": "runs/my-images"} and params.dataset == "my-images"
+    assert [(c.name, c.noise, c.labels, c.pred_probs) for c in params.conditions] == [("as-given", 0.0, "", "")]
+    assert (params.resolution, params.fold_arch, params.issue_method) == (64, "auto", "cl_pbnr")
+
+
 def test_urls_are_not_resolved():
     params = config.BenchmarkParams(
         dataset="gs://b/d", conditions=(Condition(name="a", labels="s3://x/l.json"),)
@@ -86,6 +100,9 @@ def test_urls_are_not_resolved():
         (["--dataset", "d", "--methods", "none,nope"], "methods"),
         (["--dataset", "d", "--methods", "none,none"], "methods"),
         (["--dataset", "d", "--fold-arch", "vgg"], "fold_arch"),
+        (["--dataset", "d", "--resolution", "4"], "resolution"),
+        (["--dataset", "d", "--resolution", "-1"], "resolution"),
+        (["--dataset", "d", "--issue-method", "none"], "issue_method"),
         (["--dataset", "d", "--coteach-forget-rate", "lots"], ""),
         (["--dataset", "d", "--coteach-epochs", "-1"], "coteach_epochs"),
         (

@@ -140,3 +140,51 @@ def test_masks_of_another_size_exit_2(tmp_path, capsys):
     assert _report_condition(d, tmp_path / "result", "--dataset", dataset) == 2
     assert "7 rows: neither the whole split" in capsys.readouterr().err
     assert not (tmp_path / "result").exists()
+
+
+def test_review_files_go_into_the_condition_record_and_the_report_links_them(tmp_path):
+    """make-masks given the dataset wrote the review files: ``report condition`` copies the tables and
+    writes the gallery next to condition.json; ``report render`` puts them under review-<condition>/."""
+    from clpipe.components.make_masks.stage import make_masks
+
+    dataset, split = _tiny_dataset(tmp_path)
+    given = split.labels.copy()
+    given[[0, 15]] = (given[[0, 15]] + 1) % K
+    probs = np.full((len(given), K), 0.05, np.float32)
+    probs[np.arange(len(given)), split.labels] = 0.9
+    d = _mask_dirs(tmp_path, split, given, {"cl_pbnr": np.ones(len(given), bool)})
+    np.save(tmp_path / "probs.npy", probs)
+    make_masks(labels=str(tmp_path / "labels" / "labels.npy"), pred_probs=str(tmp_path / "probs.npy"),
+               dataset=dataset, out=str(tmp_path / "review-masks"))
+    d["masks"] = str(tmp_path / "review-masks")
+    out = tmp_path / "result"
+    assert _report_condition(d, out, "--dataset", dataset) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "cleaned_labels.json", "clpipe-manifest.json", "condition.json", "gallery.html", "issues_per_class.csv",
+        "label_issues.csv"]
+    copied = (out / "label_issues.csv").read_bytes()
+    assert copied == (tmp_path / "review-masks" / "label_issues.csv").read_bytes()
+    record = json.loads((out / "condition.json").read_text())
+    assert record["review"] == {"issue_method": "cl_pbnr", "n_label_issues": 2, "n_examples": 30,
+                                "files": ["label_issues.csv", "issues_per_class.csv", "cleaned_labels.json",
+                                          "gallery.html"]}
+    assert "<b>2</b> of <b>30</b> images" in (out / "gallery.html").read_text()
+    cleaned = json.loads((out / "cleaned_labels.json").read_text())
+    assert len(cleaned) == 28 and str(split.names[0]) not in cleaned  # the 2 flagged rows left out
+
+    report = tmp_path / "report"
+    assert clpipe_cli.main(["report", "render", "--out", str(report), str(out)]) == 0
+    assert sorted(p.name for p in (report / "review-t").iterdir()) == [
+        "cleaned_labels.json", "gallery.html", "issues_per_class.csv", "label_issues.csv"]
+    text = (report / "report.md").read_text()
+    assert "## Label issues to review" in text
+    assert "- t: 2 of 30 images flagged as label issues by CL: PBNR" in text
+    assert "[gallery.html](review-t/gallery.html)" in text
+    assert '<a href="review-t/gallery.html">gallery.html</a>' in (report / "report.html").read_text()
+
+
+def test_a_record_without_review_files_renders_no_review_section(tmp_path):
+    out = tmp_path / "report"
+    assert clpipe_cli.main(["report", "render", "--out", str(out), _condition(tmp_path, "n40", 0.4)]) == 0
+    assert not [p for p in out.iterdir() if p.name.startswith("review")]
+    assert "Label issues to review" not in (out / "report.md").read_text()

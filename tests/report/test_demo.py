@@ -99,6 +99,7 @@ def test_the_report_says_what_was_found_before_the_tables(demo):
         "report.md",
         "results.csv",
         "results.json",
+        "review-n0.4-s0.2",
     ]
     text = (report / "report.md").read_text()
     headings = [line for line in text.splitlines() if line.startswith("#")]

@@ -61,7 +61,7 @@ def test_cards_name_given_and_suggested_labels_and_score(review):
     flagged_by = [m for m in issues.methods if c[m][0]]
     assert f"flagged by {len(flagged_by)}/5 methods" in card
     flagged = int(c["is_label_issue"].sum())
-    assert f"<b>{flagged}</b> of <b>{len(issues)}</b> images" in page
+    assert f"<b>{flagged:,}</b> of <b>{len(issues):,}</b> images" in page
 
 
 def test_most_shown_cards_are_injected_errors(review):
