@@ -11,9 +11,8 @@ user would, each timed:
 5. the review gallery (components/report/gallery.py).
 
 Datasets: scikit-learn's digits (1,797 8x8 grayscale scans, prepared at 32 px so that the
-airbench network fits) and a CIFAR-10 train subset prepared at 64 px (the fold trainer's
-``resnet50``, the only one of today's fold networks that takes 64 px; the resolution table of
-common/networks.py picks ResNet-18 there once the fold trainer uses it). Prints precision and
+airbench network fits) and a CIFAR-10 train subset prepared at 64 px (fold network ``--cifar-arch``,
+default ``auto``: the resolution table of common/networks.py, ResNet-18 at 64 px). Prints precision and
 recall of the flagged set (``is_label_issue``) and of the top-k ranked rows (k = the number
 injected) against the injected errors, per CL method too, and the time of each stage. Prints,
 never asserts; figures go to docs/benchmarks.md ("Your own images").
@@ -125,6 +124,7 @@ def main() -> None:
     p.add_argument("--digits-epochs", type=int, default=10)
     p.add_argument("--cifar-per-class", type=int, default=100)
     p.add_argument("--cifar-epochs", type=int, default=8)
+    p.add_argument("--cifar-arch", default="auto", help="fold network for the CIFAR-10 subset at 64 px")
     p.add_argument("--keep", help="keep the work folders here")
     args = p.parse_args()
     print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()} {os.cpu_count()} CPUs, "
@@ -143,7 +143,7 @@ def main() -> None:
             else:
                 files = cifar_imagefolder(work / "cifar10-subset", args.cifar_per_class, args.noise, seed=0)
                 injected = {os.path.relpath(f, work / "cifar10-subset" / "train") for f in files}
-                times = pipeline(work / "cifar10-subset", work, resolution=64, arch="resnet50", epochs=args.cifar_epochs,
+                times = pipeline(work / "cifar10-subset", work, resolution=64, arch=args.cifar_arch, epochs=args.cifar_epochs,
                                  n_folds=args.n_folds)
             result = scores(work, injected)
             print(f"\n## {name} ({time.strftime('%H:%M')}): {result['n']} images, {result['injected']} injected errors, "

@@ -449,7 +449,9 @@ class Masks:
 
 @dataclass
 class CoteachRun:
-    """One Co-Teaching run (``clpipe coteach``): metrics after every epoch, a checkpoint to resume.
+    """One Co-Teaching run (``clpipe coteach``): metrics after every epoch, a checkpoint to resume, and
+    once complete the better network as an exported model in ``model/`` (``model.safetensors`` and
+    ``model.json``, :mod:`.model_files`; ``clpipe predict --model OUT/model``).
 
     Attributes:
         metrics: ``stage, method, recipe, seed, epochs, epochs_done, complete, n_train, n_test,
@@ -460,6 +462,7 @@ class CoteachRun:
     STAGE: ClassVar[str] = "coteach"
     METRICS: ClassVar[str] = "metrics.json"
     CHECKPOINT: ClassVar[str] = "checkpoint.pt"
+    MODEL: ClassVar[str] = "model"
 
     @classmethod
     def read(cls, url: str) -> CoteachRun:

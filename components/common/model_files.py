@@ -78,16 +78,23 @@ class ModelCard:
                    trained=dict(data.get("trained") or {}), preprocessing=str(data.get("preprocessing", "")))
 
 
-def write_model(url: str, state_dict: Mapping[str, object], card: ModelCard, *, stage: str = "model",
-                inputs: Sequence[str] = ()) -> None:
-    """Publishes ``url/model.safetensors`` and ``url/model.json`` together (tensors made contiguous, on the CPU),
-    as an output of ``stage`` made from ``inputs`` (recorded in its manifest)."""
+def model_bytes(state_dict: Mapping[str, object], card: ModelCard) -> dict[str, bytes]:
+    """The two files of a model folder (:data:`WEIGHTS_FILE`, :data:`CARD_FILE`) as bytes (tensors made
+    contiguous, on the CPU): for a stage that publishes the model inside its own output (Co-Teaching,
+    with its run) rather than as an output of its own (:func:`write_model`)."""
     from safetensors.torch import save
 
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in state_dict.items()}
+    return {WEIGHTS_FILE: save(tensors), CARD_FILE: (json.dumps(card.to_json(), indent=2) + "\n").encode()}
+
+
+def write_model(url: str, state_dict: Mapping[str, object], card: ModelCard, *, stage: str = "model",
+                inputs: Sequence[str] = ()) -> None:
+    """Publishes ``url/model.safetensors`` and ``url/model.json`` together, as an output of ``stage`` made
+    from ``inputs`` (recorded in its manifest)."""
     with storage.staged_output(url, stage=stage, inputs=inputs) as tmp:
-        storage.write_bytes(storage.join(tmp, WEIGHTS_FILE), save(tensors))
-        storage.write_bytes(storage.join(tmp, CARD_FILE), (json.dumps(card.to_json(), indent=2) + "\n").encode())
+        for name, data in model_bytes(state_dict, card).items():
+            storage.write_bytes(storage.join(tmp, name), data)
 
 
 def read_card(url: str) -> ModelCard:

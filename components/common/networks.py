@@ -20,6 +20,10 @@ R < 32                  (refused)       too small for either stem: prepare at 32
                                         upsamples, once)
 ======================  ==============  ===================================================
 
+Exported models may also hold the Co-Teaching CNN (``coteaching-cnn``,
+:mod:`.coteaching_cnn`: the Co-Teaching stage exports the better of its two networks), which
+takes any resolution from 28 px on.
+
 clpipe differs from the seed here on purpose: the seed trained ``resnet50`` with its ImageNet
 stem on 32 px CIFAR-10 (kept as the fold trainer's ``resnet50`` for reproduction); for a
 user's own images the table above is the default.
@@ -31,6 +35,10 @@ from .errors import InputError
 
 #: Built by :func:`build_network`: torchvision ResNets with their standard stems.
 TORCHVISION_RESNETS = ("resnet18", "resnet34", "resnet50")
+#: The Co-Teaching CNN's name (:data:`.coteaching_cnn.ARCHITECTURE`, kept here torch-free).
+COTEACHING_CNN = "coteaching-cnn"
+#: Every architecture :func:`build_network` builds.
+ARCHITECTURES = (*TORCHVISION_RESNETS, COTEACHING_CNN)
 #: The resolution airbench's network is made for.
 AIRBENCH_RESOLUTION = 32
 #: From this resolution on, ResNet-50 instead of ResNet-18.
@@ -48,10 +56,18 @@ def choose_architecture(resolution: int) -> str:
 
 
 def build_network(architecture: str, num_classes: int, **kwargs):
-    """A freshly initialised network (torch module) of a known architecture."""
+    """A freshly initialised network (torch module) of a known architecture (:data:`ARCHITECTURES`).
+
+    ``kwargs`` go to the network's constructor (an exported model's ``arch_kwargs``), e.g.
+    ``width`` and ``dropout`` of the Co-Teaching CNN.
+    """
+    if architecture not in ARCHITECTURES:
+        raise InputError("architecture", "", f"unknown architecture {architecture!r}; known: "
+                         f"{list(ARCHITECTURES)}")
+    if architecture == COTEACHING_CNN:
+        from .coteaching_cnn import CoTeachingCNN
+
+        return CoTeachingCNN(num_classes, **kwargs)
     import torchvision
 
-    if architecture not in TORCHVISION_RESNETS:
-        raise InputError("architecture", "", f"unknown architecture {architecture!r}; known: "
-                         f"{list(TORCHVISION_RESNETS)}")
     return getattr(torchvision.models, architecture)(weights=None, num_classes=num_classes, **kwargs)

@@ -17,8 +17,8 @@ and class names as the source:
 Plus ``OUT/prepared.json``: source, resolution, format and per split the row count, class names,
 fingerprint (the same fingerprint as the source's rows: names and labels are unchanged) and
 the per-channel ``mean`` and ``std`` of its pixels scaled to [0, 1] (the train split's are the
-input normalisation a trainer uses and an exported model's card records). Published all at
-once (nothing on failure).
+input normalisation a trainer uses and an exported model's card records: :func:`train_statistics`).
+Published all at once (nothing on failure).
 """
 
 from __future__ import annotations
@@ -74,6 +74,48 @@ def prepare(*, dataset: str, out: str, resolution: int | None = None, format: Fo
         storage.save_json(os.path.join(tmp, PREPARED_INFO), info)
     log.info("wrote %s in %.1f s", out, info["time_s"])
     return info
+
+
+Statistics = tuple[tuple[float, float, float], tuple[float, float, float]]
+
+
+def train_statistics(dataset: str) -> Statistics | None:
+    """The train split's per-channel (mean, std) from ``prepared.json``, or None for a dataset that
+    ``clpipe data prepare`` did not write.
+
+    ``dataset`` is the prepared folder, or the train split inside it (``OUT/train.npz``, the
+    packed ``OUT/train``), which is what the stages are given.
+
+    Raises:
+        InputError: naming ``prepared.json`` when its statistics are missing or unusable.
+    """
+    url = _prepared_info_url(dataset)
+    if url is None:
+        return None
+    train = storage.load_json(url).get("splits", {}).get("train", {})
+    stats = []
+    for key in ("mean", "std"):
+        values = train.get(key)
+        if not (isinstance(values, list) and len(values) == 3 and all(isinstance(v, (int, float)) for v in values)):
+            raise InputError(url, f"splits.train.{key}", "expected 3 numbers, one per channel")
+        stats.append(tuple(float(v) for v in values))
+    if min(stats[1]) <= 0:
+        raise InputError(url, "splits.train.std", f"a channel does not vary ({stats[1]}): its images cannot be "
+                         "normalised")
+    return stats[0], stats[1]
+
+
+def _prepared_info_url(dataset: str) -> str | None:
+    """``prepared.json`` of the prepared folder ``dataset`` or of the folder holding its train split."""
+    stripped = dataset.rstrip("/")
+    folders = [stripped]
+    if stripped.rsplit("/", 1)[-1] in ("train", "train.npz"):
+        folders.append(stripped.rsplit("/", 1)[0] if "/" in stripped else ".")
+    for folder in folders:
+        url = storage.join(folder, PREPARED_INFO)
+        if storage.exists(url):
+            return url
+    return None
 
 
 def _open_splits(dataset: str, resolution: int | None) -> dict[str, Split]:

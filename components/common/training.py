@@ -36,6 +36,15 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)
 
 
+def input_normalisation(
+    dataset_statistics: tuple[tuple[float, ...], tuple[float, ...]] | None,
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) the trainers normalise inputs with: the dataset's own when it has them (a dataset
+    written by ``clpipe data prepare``: ``prepare.train_statistics``), else CIFAR-10's, the seed's
+    constants (so the CIFAR-10 reproduction, read from its own files, is unchanged)."""
+    return dataset_statistics or (CIFAR10_MEAN, CIFAR10_STD)
+
+
 def select_device(name: str = "auto") -> torch.device:
     """``auto`` = the GPU when one is visible, else the CPU; ``cuda`` without a GPU is an error."""
     if name == "auto":

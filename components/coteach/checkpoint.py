@@ -67,6 +67,7 @@ def run_settings(
     test_images: np.ndarray,
     test_labels: np.ndarray,
     test_exact: np.ndarray | None,
+    normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None,
     device: torch.device,
 ) -> dict:
     """Everything that determines the result; a checkpoint resumes only if these match.
@@ -88,6 +89,7 @@ def run_settings(
         "train_images": image_fingerprint(train_images),
         "test_images": image_fingerprint(test_images),
         "test_labels": fingerprint(test_labels.astype(np.int64), test_exact),
+        "normalisation": None if normalisation is None else [list(normalisation[0]), list(normalisation[1])],
         "device_type": device.type,
     }
 

@@ -41,6 +41,10 @@ Where this differs from the official code, and why:
   run repeats the official random numbers; on CUDA the networks run channels_last, and in
   bf16 where the recipe says so (the paper recipes: fp32, as the official runs).
 - Small-loss ties and empty selections: see :mod:`.method`.
+- Other datasets than CIFAR-10: the number of classes and the resolution come from the data (the
+  CNN averages whatever map its last convolution leaves, so any R >= 28 px works; at 32 px it is
+  the official network), and a recipe that normalises uses the dataset's own per-channel mean and
+  std when ``clpipe data prepare`` recorded them (CIFAR-10's otherwise, as the official code).
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..common import training
+from ..common.coteaching_cnn import MIN_RESOLUTION
 from ..common.errors import InputError
 from . import checkpoint, method
 from .model import build_pair
@@ -119,6 +124,13 @@ def check_arrays(train_images, given_labels, test_images, test_labels, true_labe
         raise InputError("test dataset", "exact", f"{len(test_exact)} flags for {len(test_labels)} images")
     if len(test_labels) == 0:
         raise InputError("test dataset", "", "has no images")
+    side = train_images.shape[1]
+    if side < MIN_RESOLUTION:
+        raise InputError("dataset", "images", f"are {side} px, the Co-Teaching CNN needs at least {MIN_RESOLUTION}: "
+                         "prepare the dataset at 32 px or more (clpipe data prepare --resolution 32)")
+    if test_images.shape[1:] != train_images.shape[1:]:
+        raise InputError("test dataset", "images", f"are {test_images.shape[1:]}, the train images "
+                         f"{train_images.shape[1:]}: prepare both splits at one resolution")
 
 
 def check_stop_after(stop_after: int | None) -> None:
@@ -151,11 +163,22 @@ def effective_precision(recipe: Recipe, device: torch.device) -> str:
     return recipe.precision if device.type == "cuda" else "fp32"
 
 
+Normalisation = tuple[tuple[float, ...], tuple[float, ...]]
+
+
+def input_normalisation(recipe: Recipe, dataset_statistics: Normalisation | None) -> Normalisation | None:
+    """(mean, std) of the inputs when the recipe normalises (the dataset's own statistics when it has
+    them, else CIFAR-10's: :func:`~..common.training.input_normalisation`), None when it does not
+    (the Feb-2020 and 2018 recipes feed pixels / 255, as the official ``ToTensor()``)."""
+    return training.input_normalisation(dataset_statistics) if recipe.normalize else None
+
+
 def make_loaders(train_images: np.ndarray, labels: np.ndarray, test_images: np.ndarray,
                  test_labels: np.ndarray, recipe: Recipe, device: torch.device,
-                 seeds: Seeds) -> tuple[training.DeviceLoader, training.DeviceLoader]:
+                 seeds: Seeds, normalisation: Normalisation | None) -> tuple[training.DeviceLoader,
+                                                                            training.DeviceLoader]:
     """The kept train rows (shuffled, augmented) and the test set, held on the device."""
-    mean, std = (training.CIFAR10_MEAN, training.CIFAR10_STD) if recipe.normalize else (None, None)
+    mean, std = normalisation or (None, None)
     dtype = training.input_dtype(device, effective_precision(recipe, device))
     train_loader = training.DeviceLoader(
         train_images, labels, batch_size=recipe.batch_size, device=device, shuffle=True,
@@ -354,10 +377,14 @@ class History:
 
 def run_metadata(recipe: Recipe, *, seed: int, num_classes: int, n_view: int, n_train: int, n_test: int,
                  exact_rows: torch.Tensor | None, weights: np.ndarray | None, steps_per_epoch: int,
-                 device: torch.device, metadata: dict | None) -> dict:
+                 device: torch.device, resolution: int, normalisation: Normalisation | None,
+                 metadata: dict | None) -> dict:
     """The fixed part of the metrics (contract of docs/architecture.md)."""
     return {
         "stage": "coteach",
+        "resolution": int(resolution),
+        "normalisation": None if normalisation is None else {"mean": list(normalisation[0]),
+                                                             "std": list(normalisation[1])},
         **(metadata or {}),
         "recipe_params": dataclasses.asdict(recipe),
         "seed": int(seed),
@@ -436,6 +463,7 @@ def train_coteaching(
     true_labels: np.ndarray | None = None,
     test_exact: np.ndarray | None = None,
     num_classes: int | None = None,
+    dataset_statistics: Normalisation | None = None,
     resume: dict | None = None,
     resume_source: str = "checkpoint",
     write_checkpoint: Callable[[bytes], None] | None = None,
@@ -449,9 +477,10 @@ def train_coteaching(
     The settings have no defaults here: :func:`..coteach.stage.coteach` holds them.
 
     Args:
-        train_images: (N, 32, 32, 3) uint8 train view, ImageFolder order.
+        train_images: (N, R, R, 3) uint8 train view, ImageFolder order (R = 32 for CIFAR-10; the
+            CNN takes any R >= 28).
         given_labels: (N,) int given (noisy) labels; the networks train on these.
-        test_images: (M, 32, 32, 3) uint8 test images.
+        test_images: (M, R, R, 3) uint8 test images.
         test_labels: (M,) int test labels.
         recipe: Hyperparameters, including when to score the test set (``eval_every``) and
             when to save (``checkpoint_every``).
@@ -464,6 +493,8 @@ def train_coteaching(
         test_exact: (M,) bool rows with the official pixels (``Split.exact``) or None
             (then the exact-subset accuracies are None).
         num_classes: K (default ``max label + 1``).
+        dataset_statistics: The dataset's per-channel (mean, std), used when the recipe normalises
+            (default: CIFAR-10's; :func:`input_normalisation`).
         resume: A checkpoint dict (:func:`.checkpoint.load_checkpoint`) to continue from;
             its settings must equal this run's (:func:`.checkpoint.check_resume`).
         resume_source: Name of the checkpoint in error messages.
@@ -494,10 +525,11 @@ def train_coteaching(
         true_labels = np.asarray(true_labels, dtype=np.int64)
     weights = method.class_weights(recipe.class_weights, given_labels, keep, num_classes=num_classes,
                                    true_labels=true_labels)
+    normalisation = input_normalisation(recipe, dataset_statistics)
     settings = checkpoint.run_settings(
         recipe, seed=seed, num_classes=num_classes, given_labels=given_labels, keep=keep,
         true_labels=true_labels, weights=weights, train_images=train_images, test_images=test_images,
-        test_labels=test_labels, test_exact=test_exact, device=device,
+        test_labels=test_labels, test_exact=test_exact, normalisation=normalisation, device=device,
     )
     if resume is not None:
         checkpoint.check_resume(resume["settings"], settings, resume_source)
@@ -506,7 +538,7 @@ def train_coteaching(
     training.seed_everything(seeds.run, device, precision)  # dropout; deterministic kernels on the CPU
     rows = np.arange(len(given_labels)) if keep is None else np.flatnonzero(keep)
     train_loader, test_loader = make_loaders(train_images[rows], given_labels[rows], test_images, test_labels,
-                                             recipe, device, seeds)
+                                             recipe, device, seeds, normalisation)
     exact_rows = None if test_exact is None else torch.from_numpy(np.flatnonzero(test_exact))
     weights_t = None if weights is None else torch.tensor(weights, device=device)
     networks = make_networks(num_classes, recipe, device, seeds)
@@ -519,7 +551,8 @@ def train_coteaching(
         log.info("resuming from %s at epoch %d (%d epochs done)", resume_source, next_epoch, history.epochs_done)
     meta = run_metadata(recipe, seed=seed, num_classes=num_classes, n_view=len(given_labels), n_train=len(rows),
                         n_test=len(test_labels), exact_rows=exact_rows, weights=weights,
-                        steps_per_epoch=len(train_loader), device=device, metadata=metadata)
+                        steps_per_epoch=len(train_loader), device=device, resolution=train_images.shape[1],
+                        normalisation=normalisation, metadata=metadata)
     metrics_now = functools.partial(metrics, meta, history, recipe, len(train_loader))
     history.setup_s = time.perf_counter() - setup_start
 

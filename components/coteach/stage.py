@@ -3,7 +3,13 @@
 Writes ``OUT`` (:class:`~clpipe.components.common.artifacts.CoteachRun`, path or fsspec URL):
 ``metrics.json`` after every epoch and ``checkpoint.pt`` after every ``--checkpoint-every``-th
 epoch and the last (the recipe's cadence: every epoch for the paper recipes, every 10th for
-``fast``; docs/architecture.md). A rerun with the same ``--out`` resumes from the checkpoint
+``fast``; docs/architecture.md), and once the run is complete the better network as an exported
+model, ``model/`` (:mod:`.export`; ``clpipe predict --model OUT/model IMAGES...``).
+
+The number of classes and the resolution come from the dataset (any R >= 28 px; the CNN's final
+pooling averages whatever map is left). A recipe that normalises its inputs (``jair2021``,
+``fast``) uses the dataset's own per-channel mean and std when ``clpipe data prepare`` recorded
+them (``prepared.json``), CIFAR-10's otherwise, as the official code. A rerun with the same ``--out`` resumes from the checkpoint
 (and refuses if the settings differ); a finished run rerun only rewrites its metrics. Bad
 input (exit 2) is detected before anything is written.
 
@@ -78,7 +84,8 @@ def coteach(
         dataset: ImageFolder root, .npz, or directory with *train.npz/*test.npz (path or URL).
         train_labels: Given (noisy) labels of the whole train split: seed JSON (.json/.json.gz), .npy in
             ImageFolder order, or a noisy-labels output directory (path or URL).
-        out: Output directory (path or URL); holding a checkpoint of the same run, it is resumed.
+        out: Output directory (path or URL); holding a checkpoint of the same run, it is resumed. Once the run is
+            complete it holds model/, the better network (clpipe predict --model OUT/model IMAGES...).
         train_mask: train_mask.npy (bool, True = keep; one row per train-view row, or per row of the whole
             split, cut to the view) or a make-masks output directory (then method picks its mask).
         method: Mask method id, one of argmax, conf_joint_only, cl_pbc, cl_pbnr, cl_both, none; none (or
@@ -115,7 +122,8 @@ def coteach(
     """
     # torch: imported here, so that the command's --help and its missing-extra line need no torch
     from ..common import training
-    from . import checkpoint, loop
+    from ..common.prepare import train_statistics
+    from . import checkpoint, export, loop
     from .method import class_weights as class_weight_vector
 
     # --- everything that can be wrong with the input is checked before anything is written ----
@@ -133,6 +141,7 @@ def coteach(
     storage.check_output(out, stage=CoteachRun.STAGE, inputs=inputs)
     torch_device = training.select_device(device)
     view, given = open_train_view(dataset, labels_url(train_labels), subset_per_class, subset_seed)
+    statistics = train_statistics(dataset)
     test_url = test_dataset or dataset
     test = _test_view(test_url, test_subset_per_class, test_subset_seed)
     if test.classes != view.classes:
@@ -175,11 +184,14 @@ def coteach(
     result = loop.train_coteaching(
         view.images(), given, test.images(), test.labels, recipe=chosen, seed=seed, device=torch_device,
         keep=keep, true_labels=view.labels, test_exact=test.exact, num_classes=view.num_classes,
-        resume=resume, resume_source=checkpoint_url,
+        dataset_statistics=statistics, resume=resume, resume_source=checkpoint_url,
         write_checkpoint=lambda data: pending.update({CoteachRun.CHECKPOINT: data}),
         write_metrics=write_metrics,
         stop_after=stop_after, metadata=metadata, progress=progress,
     )
+    if result.metrics["complete"]:
+        run.publish(export.model_files(result.nets, result.metrics, chosen))
+        log.info("exported network %d to %s", export.better_net(result.metrics), storage.join(out, CoteachRun.MODEL))
     _log_result(result.metrics, chosen)
     return CoteachRun(result.metrics)
 

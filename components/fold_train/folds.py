@@ -27,6 +27,8 @@ rate and "accuracy against the given labels" points at the wrong rule.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from ..common.errors import InputError
@@ -43,7 +45,8 @@ def check_n_folds(n_folds: int) -> None:
 
 
 def fold_indices(
-    stratify_labels: np.ndarray, n_folds: int, seed: int, *, split: str = "sklearn"
+    stratify_labels: np.ndarray, n_folds: int, seed: int, *, split: str = "sklearn",
+    classes: Sequence[str] | None = None,
 ) -> list[np.ndarray]:
     """Held-out rows of each fold, sorted, for a stratified shuffled K-fold split.
 
@@ -52,6 +55,7 @@ def fold_indices(
         n_folds: K, at least 2, at most the size of the smallest class.
         seed: ``random_state`` of the split.
         split: One of :data:`FOLD_SPLITS`.
+        classes: Class names, to name the classes that are too small in the error (default: their ids).
 
     Returns:
         K arrays of row indices; together they hold every row exactly once.
@@ -66,8 +70,11 @@ def fold_indices(
     counts = np.bincount(stratify_labels)
     smallest = counts[counts > 0].min()
     if smallest < n_folds:
-        k = int(np.flatnonzero(counts == smallest)[0])
-        raise InputError("labels", "", f"class {k} has {counts[k]} examples, fewer than {n_folds} folds")
+        short = np.flatnonzero((counts > 0) & (counts < n_folds))
+        named = [f"{k}" if classes is None else f"{k} ({classes[k]!r})" for k in short[:5]]
+        listed = ", ".join(f"class {name} has {counts[k]} examples" for name, k in zip(named, short))
+        more = f" and {len(short) - 5} more classes" if len(short) > 5 else ""
+        raise InputError("labels", "", f"{listed}{more}, fewer than {n_folds} folds: lower n_folds or add examples")
     if split == "sklearn-0.20":
         test_fold = _sklearn_020_test_folds(stratify_labels, n_folds, seed)
         return [np.flatnonzero(test_fold == k) for k in range(n_folds)]

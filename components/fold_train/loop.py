@@ -21,7 +21,12 @@ it when a setting that determines the result differs.
 
 Differences from the seed, on purpose: the seed kept the checkpoint with the best
 *test-set* accuracy for each fold, which selects on the test set; clpipe predicts with the
-final model. Batches, crops and flips come from clpipe's own seeded streams.
+final model. Batches, crops and flips come from clpipe's own seeded streams. The seed normalised
+with CIFAR-10's per-channel mean and std; so does clpipe for a dataset without statistics (the
+seed's CIFAR-10 files: the reproduction is unchanged), while a dataset written by ``clpipe data
+prepare`` is normalised with its own (``prepared.json``), since CIFAR-10's colours say nothing
+about, e.g., grayscale scans. Networks other than the seed's ``resnet50`` take the number of
+classes and the resolution from the dataset (:func:`~.recipes.network_for`).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -298,6 +303,7 @@ def run_settings(
     labels: np.ndarray,
     stratify_labels: np.ndarray,
     num_classes: int,
+    normalisation: tuple[tuple[float, ...], tuple[float, ...]],
     device: torch.device,
 ) -> dict:
     """Everything that determines a fold's result; a checkpoint resumes only if these match.
@@ -316,6 +322,7 @@ def run_settings(
         "labels": fingerprint(labels),
         "stratify_labels": fingerprint(stratify_labels),
         "images": checkpoints.image_fingerprint(images),
+        "normalisation": [list(normalisation[0]), list(normalisation[1])],
         "device_type": device.type,
     }
 
@@ -342,6 +349,8 @@ def train_fold(
     recipe: Recipe | None = None,
     stratify_labels: np.ndarray | None = None,
     num_classes: int | None = None,
+    classes: Sequence[str] | None = None,
+    normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
     device: torch.device | None = None,
     resume: dict | None = None,
     resume_source: str = "checkpoint",
@@ -353,16 +362,20 @@ def train_fold(
     The defaults of the settings live in :func:`.stage.fold_train`, the stage's entry point.
 
     Args:
-        images: (N, 32, 32, 3) uint8 train images, ImageFolder order.
+        images: (N, R, R, 3) uint8 train images, ImageFolder order (R = 32 for CIFAR-10; the
+            airbench networks need 32, the ResNets take any R).
         labels: (N,) int given (possibly noisy) labels; the model trains on these.
         fold: Which fold to hold out, 0 <= fold < n_folds.
         n_folds: K of the K-fold split (the paper: 4).
         seed: Seeds the split, the network init, the batch order and the augmentation.
-        arch: One of :data:`~.recipes.ARCHS`.
+        arch: One of :data:`~.recipes.NETWORKS`.
         fold_split: Split rule, one of :data:`~.folds.FOLD_SPLITS`.
         recipe: Hyperparameters (default: the arch's recipe).
         stratify_labels: Labels the split is stratified by (default ``labels``).
         num_classes: K (default: ``labels.max() + 1``).
+        classes: The K class names, named in errors (default: class ids).
+        normalisation: Per-channel (mean, std) of the inputs (default: CIFAR-10's, the seed's;
+            :func:`~..common.training.input_normalisation`).
         device: Where to train (default: the GPU when there is one).
         resume: A checkpoint (:func:`load_checkpoint`) to continue from; its settings must
             equal this run's (:func:`run_settings`).
@@ -381,8 +394,9 @@ def train_fold(
     precision = recipe.precision if device.type == "cuda" else "fp32"  # the CPU computes in fp32
     compiled = recipe.compile == "on" or (recipe.compile == "cuda" and device.type == "cuda")
     num_classes = num_classes or int(labels.max()) + 1
+    mean, std = training.input_normalisation(normalisation)
     stratify = labels if stratify_labels is None else stratify_labels
-    heldout = fold_indices(stratify, n_folds, seed, split=fold_split)[fold]
+    heldout = fold_indices(stratify, n_folds, seed, split=fold_split, classes=classes)[fold]
     settings = run_settings(
         recipe,
         arch=arch,
@@ -394,6 +408,7 @@ def train_fold(
         labels=labels,
         stratify_labels=stratify,
         num_classes=num_classes,
+        normalisation=(mean, std),
         device=device,
     )
     if resume is not None:
@@ -403,7 +418,6 @@ def train_fold(
     fold_seed = seed * 1000 + fold  # one stream per fold, so folds can run in any order
     training.seed_everything(fold_seed, device, precision)
     model = build_model(arch, num_classes)
-    mean, std = training.CIFAR10_MEAN, training.CIFAR10_STD
     augment = training.Augment(pad=recipe.pad, flip=True, pad_mode=recipe.pad_mode)
     loader = training.DeviceLoader(
         images[train_rows],
@@ -473,6 +487,8 @@ def train_fold(
         "n_train": len(train_rows),
         "n_heldout": len(heldout),
         "n_classes": num_classes,
+        "resolution": int(images.shape[1]),
+        "normalisation": {"mean": list(mean), "std": list(std)},
         "arch": arch,
         "recipe": dataclasses.asdict(recipe),
         "epochs": recipe.epochs,

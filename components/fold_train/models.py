@@ -1,5 +1,8 @@
 """Networks the fold trainer can cross-validate with.
 
+The torchvision ResNets are built by ``common/networks.py`` (shared with ``clpipe predict``);
+the airbench networks, which only the fold trainer uses, here.
+
 - ``resnet50``: torchvision's ResNet-50 with its ImageNet stem, exactly the seed's model
   (``cifar10_train_crossval.py``: ``resnet50(num_classes=10)`` on 32x32 inputs). The stem
   downsamples 32x32 to 8x8 at once, which is why the published out-of-sample accuracy at
@@ -10,18 +13,20 @@
   BatchNorm with frozen scale, and a 1/9-scaled linear head.
 - ``airbench-tiny``: the same network at widths 16/32/32, so the CPU test suite can train
   real folds in seconds.
+- ``resnet18``, ``resnet34``: torchvision's, with their standard stems, for images larger than
+  32 px (the ``auto`` choice from 33 to 127 px is ``resnet18``).
 """
 
 from __future__ import annotations
 
 import torch
-import torchvision
 from torch import nn
 
 from ..common.errors import InputError
-from .recipes import ARCHS
+from ..common.networks import TORCHVISION_RESNETS, build_network
+from .recipes import NETWORKS
 
-#: Channel widths of the three conv groups of each airbench network (:data:`~.recipes.ARCHS`).
+#: Channel widths of the three conv groups of each airbench network (:data:`~.recipes.NETWORKS`).
 AIRBENCH_WIDTHS = {"airbench94": (64, 256, 256), "airbench-tiny": (16, 32, 32)}
 
 
@@ -106,8 +111,8 @@ class AirbenchNet(nn.Module):
 
 def build_model(arch: str, num_classes: int) -> nn.Module:
     """A freshly initialised network (seed torch first for a repeatable init)."""
-    if arch == "resnet50":
-        return torchvision.models.resnet50(weights=None, num_classes=num_classes)
+    if arch in TORCHVISION_RESNETS:
+        return build_network(arch, num_classes)  # resnet50: exactly the seed's resnet50(num_classes=K)
     if arch in AIRBENCH_WIDTHS:
         return AirbenchNet(num_classes, AIRBENCH_WIDTHS[arch])
-    raise InputError("arch", "", f"unknown architecture {arch!r}; choose from {ARCHS}")
+    raise InputError("arch", "", f"unknown network {arch!r}; choose from {NETWORKS}")

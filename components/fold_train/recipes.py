@@ -1,5 +1,12 @@
 """The fold trainer's networks and hyperparameter recipes, by name (no torch needed).
 
+Networks (:data:`NETWORKS`): the seed's ``resnet50`` (torchvision, ImageNet stem, also on
+32 px CIFAR-10), airbench94's network and a tiny airbench for CPU tests (made for 32 px), and
+torchvision's ``resnet18``/``resnet34`` with their standard stems. ``arch="auto"`` picks one by
+the dataset's resolution (:func:`network_for`, the table of ``common/networks.py``: 32 px ->
+``airbench94``, up to 127 px -> ``resnet18``, else ``resnet50``); an explicit name is used as
+it is, whatever the resolution (so the reproduction's ``resnet50`` on 32 px stays the seed's).
+
 ``pipelines/config.py`` and the CLI's ``--help`` read the names from here, so compiling or
 submitting the pipeline never imports torch.
 
@@ -26,9 +33,15 @@ from dataclasses import dataclass
 
 from ..common.errors import InputError
 
-#: Networks (``models.build_model``): the seed's ResNet-50, airbench94's net and a tiny
-#: airbench for CPU tests.
-ARCHS = ("resnet50", "airbench94", "airbench-tiny")
+#: Networks (``models.build_model``): the seed's ResNet-50, airbench94's net, a tiny airbench
+#: for CPU tests, and torchvision's smaller ResNets for images larger than 32 px.
+NETWORKS = ("resnet50", "airbench94", "airbench-tiny", "resnet18", "resnet34")
+#: ``arch`` value that picks the network by the dataset's resolution (:func:`network_for`).
+AUTO_ARCH = "auto"
+#: Values of the ``arch`` parameter (the stage's and the pipeline's ``fold_arch``).
+ARCHS = (*NETWORKS, AUTO_ARCH)
+#: The airbench networks: made for 32 x 32 inputs (their final 3x3 pooling assumes a 3x3 map).
+AIRBENCH_NETWORKS = ("airbench94", "airbench-tiny")
 #: Numeric precisions on CUDA (see ``common.training``; the CPU always computes in fp32).
 PRECISIONS = ("fp32", "bf16")
 #: When the training step is compiled with ``torch.compile``: never, on CUDA only, or always.
@@ -122,11 +135,40 @@ RECIPES: dict[str, Recipe] = {
         checkpoint_every=5,
     ),
 }
-#: The recipe that goes with each network.
-DEFAULT_RECIPE = {"resnet50": "paper", "airbench94": "airbench", "airbench-tiny": "airbench"}
+#: The recipe that goes with each network. The smaller ResNets get the seed's ResNet recipe (SGD with
+#: step decay, as torchvision's ImageNet reference trains them); set ``epochs`` for a user's data.
+DEFAULT_RECIPE = {"resnet50": "paper", "airbench94": "airbench", "airbench-tiny": "airbench",
+                  "resnet18": "paper", "resnet34": "paper"}
 
 #: Allowed values of the recipe fields that are names.
 _CHOICES = {"precision": PRECISIONS, "compile": COMPILE_MODES, "holdout_transform": HOLDOUT_TRANSFORMS}
+
+
+def network_for(arch: str, resolution: int) -> str:
+    """The network ``arch`` names for a dataset of ``resolution`` x ``resolution`` images.
+
+    ``auto`` chooses by the resolution (:func:`~..common.networks.choose_architecture`);
+    a network name is kept, except that the airbench networks only take 32 px.
+
+    Raises:
+        InputError: naming ``arch`` (unknown, or airbench at another resolution) or
+            ``dataset`` (images too small for ``auto``).
+    """
+    from ..common.networks import AIRBENCH_RESOLUTION, choose_architecture
+
+    if arch not in ARCHS:
+        raise InputError("arch", "", f"unknown architecture {arch!r}; choose from {ARCHS}")
+    if arch == AUTO_ARCH:
+        if resolution < AIRBENCH_RESOLUTION:
+            raise InputError("dataset", "", f"its images are {resolution} px, too small for the fold trainer's "
+                             f"networks: prepare it at {AIRBENCH_RESOLUTION} px or more (clpipe data prepare "
+                             f"--resolution {AIRBENCH_RESOLUTION}; upsampled once)")
+        return choose_architecture(resolution)
+    if arch in AIRBENCH_NETWORKS and resolution != AIRBENCH_RESOLUTION:
+        raise InputError("arch", "", f"{arch} is made for {AIRBENCH_RESOLUTION} px images, the dataset's are "
+                         f"{resolution} px: use auto, resnet18 or resnet50, or prepare the dataset at "
+                         f"{AIRBENCH_RESOLUTION} px")
+    return arch
 
 
 def resolve_recipe(arch: str, recipe: str | None = None, **overrides) -> Recipe:
@@ -135,12 +177,12 @@ def resolve_recipe(arch: str, recipe: str | None = None, **overrides) -> Recipe:
     Raises:
         InputError: naming the parameter (``arch``, ``recipe``, ``epochs``, ...) that is wrong.
     """
-    if arch not in ARCHS:
-        raise InputError("arch", "", f"unknown architecture {arch!r}; choose from {ARCHS}")
+    if arch not in NETWORKS:
+        raise InputError("arch", "", f"unknown network {arch!r}; choose from {NETWORKS}")
     name = recipe or DEFAULT_RECIPE[arch]
     if name not in RECIPES:
         raise InputError("recipe", "", f"unknown recipe {name!r}; choose from {tuple(RECIPES)}")
-    if name == "airbench" and arch == "resnet50":
+    if name == "airbench" and arch not in AIRBENCH_NETWORKS:
         raise InputError("recipe", "", "the airbench recipe needs an airbench network")
     chosen = {k: v for k, v in overrides.items() if v is not None}
     unknown = sorted(set(chosen) - {f.name for f in dataclasses.fields(Recipe)})

@@ -20,7 +20,15 @@ from ..common import storage
 from ..common.artifacts import FoldOutput, labels_url
 from ..common.labels import open_train_view
 from .folds import FOLD_SPLITS
-from .recipes import ARCHS, COMPILE_MODES, HOLDOUT_TRANSFORMS, PRECISIONS, RECIPES, resolve_recipe
+from .recipes import (
+    ARCHS,
+    COMPILE_MODES,
+    HOLDOUT_TRANSFORMS,
+    PRECISIONS,
+    RECIPES,
+    network_for,
+    resolve_recipe,
+)
 
 log = logging.getLogger("clpipe.fold-train")
 
@@ -62,8 +70,10 @@ def fold_train(
         stratify_by: Stratify the folds by the given labels or by the dataset's labels (the seed's choice).
         fold_split: Split rule: today's scikit-learn StratifiedKFold, or sklearn-0.20, the assignment of
             scikit-learn 0.19-0.20 behind the paper's published pred_probs.
-        arch: Network (the paper's: resnet50).
-        recipe: Hyperparameter preset (default: the network's; paper for resnet50, airbench otherwise).
+        arch: Network (the paper's: resnet50), or auto: chosen by the dataset's resolution (32 px airbench94,
+            up to 127 px resnet18, else resnet50).
+        recipe: Hyperparameter preset (default: the network's; airbench for the airbench networks, paper
+            for the ResNets).
         epochs: Override the recipe's epochs.
         batch_size: Override the recipe's batch size.
         lr: Override the recipe's learning rate.
@@ -79,10 +89,17 @@ def fold_train(
         progress: Show a progress bar (--no-progress: logs only).
     """
     from ..common import training  # torch: imported here, so the CLI's --help needs no torch
+    from ..common.prepare import train_statistics
     from .loop import load_checkpoint, train_fold
 
+    inputs = [dataset, labels]
+    storage.check_output(out, stage=FoldOutput.STAGE, inputs=inputs)
+    torch_device = training.select_device(device)
+    view, given = open_train_view(dataset, labels_url(labels), subset_per_class, subset_seed)
+    images = view.images()
+    network = network_for(arch, images.shape[1])
     chosen = resolve_recipe(
-        arch,
+        network,
         recipe,
         epochs=epochs,
         batch_size=batch_size,
@@ -92,10 +109,6 @@ def fold_train(
         compile=compile,
         checkpoint_every=checkpoint_every,
     )
-    inputs = [dataset, labels]
-    storage.check_output(out, stage=FoldOutput.STAGE, inputs=inputs)
-    torch_device = training.select_device(device)
-    view, given = open_train_view(dataset, labels_url(labels), subset_per_class, subset_seed)
     # While it trains, the output holds the checkpoint alone (with a manifest); the final publish
     # replaces it with the fold's files, so the checkpoint goes with the publish that makes it useless.
     work = storage.resumable_output(out, stage=FoldOutput.STAGE, inputs=inputs)
@@ -103,16 +116,18 @@ def fold_train(
     previous = work.previous(FoldOutput.CHECKPOINT)
     resume = None if previous is None else load_checkpoint(previous, checkpoint_url)
     result = train_fold(
-        view.images(),
+        images,
         given,
         fold=fold,
         n_folds=n_folds,
         seed=seed,
-        arch=arch,
+        arch=network,
         recipe=chosen,
         fold_split=fold_split,
         stratify_labels=view.labels if stratify_by == "dataset" else None,
         num_classes=view.num_classes,
+        classes=view.classes,
+        normalisation=train_statistics(dataset),
         device=torch_device,
         resume=resume,
         resume_source=checkpoint_url,
@@ -124,6 +139,7 @@ def fold_train(
         labels=labels,
         classes=list(view.classes),
         dataset_fingerprint=view.fingerprint(),
+        arch_requested=arch,
         stratify_by=stratify_by,
         subset_per_class=subset_per_class,
         subset_seed=subset_seed,

@@ -62,7 +62,7 @@ def test_checkpoint_every_is_not_a_resume_setting_but_eval_every_is():
     kwargs = {"seed": 1, "num_classes": 2, "given_labels": np.array([0, 1]), "keep": None, "true_labels": None,
               "weights": None, "train_images": np.zeros((2, 32, 32, 3), np.uint8),
               "test_images": np.zeros((1, 32, 32, 3), np.uint8), "test_labels": np.array([0]), "test_exact": None,
-              "device": torch.device("cpu")}
+              "normalisation": None, "device": torch.device("cpu")}
     base = checkpoint.run_settings(recipes.resolve_recipe("fast"), **kwargs)
     other_cadence = checkpoint.run_settings(recipes.resolve_recipe("fast", checkpoint_every=3), **kwargs)
     checkpoint.check_resume(base, other_cadence, "c.pt")  # accepted

@@ -60,7 +60,9 @@ def finished_run(inputs, tmp_path_factory):
 
 @pytest.mark.slow
 def test_output_follows_the_contract(finished_run):
-    assert sorted(p.name for p in finished_run.iterdir()) == ["checkpoint.pt", "clpipe-manifest.json", "metrics.json"]
+    assert sorted(p.name for p in finished_run.iterdir()) == ["checkpoint.pt", "clpipe-manifest.json", "metrics.json",
+                                                              "model"]
+    assert sorted(p.name for p in (finished_run / "model").iterdir()) == ["model.json", "model.safetensors"]
     m = json.loads((finished_run / "metrics.json").read_text())
     for key in ("stage", "method", "recipe", "seed", "epochs", "n_train", "n_test", "n_test_exact", "curves",
                 "final", "best", "time_s", "epoch_time_s", "device", "torch_version"):
@@ -73,6 +75,8 @@ def test_output_follows_the_contract(finished_run):
     assert set(m["best"]) >= {"test_acc", "epoch"} and m["best"]["selected_on"] == "test set"
     assert m["class_weight_rule"] == "feb2020" and m["class_weights_use_true_labels"] is True
     assert m["train_mask"].endswith("train_pruned_cl_pbnr/train_mask.npy") and m["complete"]
+    # The seed's CIFAR-10 files: 32 px; feb2020 feeds pixels / 255 (no normalisation), as the official code.
+    assert (m["resolution"], m["normalisation"], m["n_classes"]) == (32, None, 10)
 
 
 @pytest.mark.slow
@@ -100,14 +104,14 @@ def test_resume_with_different_settings_is_refused_and_changes_nothing(finished_
                                                                         capsys):
     out = tmp_path / "run"
     shutil.copytree(finished_run, out)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     argv = ["--seed", "3", "--epochs", "3", "--lr", "0.002", "--train-labels", inputs["labels_npy"],
             "--train-mask", inputs["masks"], "--method", "cl_pbnr", "--out", str(out), *FAST,
             inputs["dataset"]]
     assert coteach_cli.main(argv) == 2
     err = capsys.readouterr().err
     assert "ERROR coteach:" in err and "checkpoint.pt: settings:" in err and "recipe.lr" in err
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 class NotTensors:
@@ -125,7 +129,7 @@ def test_a_checkpoint_that_is_not_clpipes_is_refused_in_one_line(inputs, tmp_pat
     torch.save({"format": 2, "payload": NotTensors()}, malicious)
     # published as a coteach output (with a manifest): a folder without one is refused before any file is read
     storage.resumable_output(str(out), stage="coteach").publish({"checkpoint.pt": malicious.getvalue()})
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     argv = ["--seed", "3", "--epochs", "3", "--train-labels", inputs["labels_npy"], "--out", str(out), *FAST,
             inputs["dataset"]]
     assert coteach_cli.main(argv) == 2
@@ -135,7 +139,7 @@ def test_a_checkpoint_that_is_not_clpipes_is_refused_in_one_line(inputs, tmp_pat
                 "other than tensors and plain values, so it was not loaded")
     assert errors == [expected]
     assert "weights_only" not in captured.err and "this ran while loading" not in captured.out
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 def _write_mask(inputs, name, array):

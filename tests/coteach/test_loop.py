@@ -54,7 +54,8 @@ def test_the_cpu_computes_in_fp32_whatever_the_recipe():
     assert loop.effective_precision(fast, torch.device("cuda")) == "bf16"
     assert {r.precision for name, r in recipes.RECIPES.items() if name != "fast"} == {"fp32"}
     meta = loop.run_metadata(fast, seed=1, num_classes=10, n_view=3, n_train=3, n_test=1, exact_rows=None,
-                             weights=None, steps_per_epoch=1, device=CPU, metadata=None)
+                             weights=None, steps_per_epoch=1, device=CPU, resolution=32, normalisation=None,
+                             metadata=None)
     assert meta["precision"] == "fp32" and meta["compiled"] is False
 
 
@@ -72,7 +73,8 @@ def test_compiled_runners_train_and_score_the_networks_they_wrap():
 
     def one_epoch(compiled: bool):
         torch.manual_seed(seeds.run)
-        train, test = loop.make_loaders(images, labels, images[:40], labels[:40], recipe, CPU, seeds)
+        train, test = loop.make_loaders(images, labels, images[:40], labels[:40], recipe, CPU, seeds,
+                                        loop.input_normalisation(recipe, None))
         networks = loop.make_networks(3, recipe, CPU, seeds)
         if compiled:
             runners = tuple(torch.compile(net, backend="eager") for net in networks.nets)

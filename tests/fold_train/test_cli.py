@@ -31,6 +31,9 @@ def test_fold_outputs_follow_the_contract(fold_dirs):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_examples"] == 120 and metrics["n_folds"] == 3 and metrics["fold"] == 0
     assert metrics["dataset_fingerprint"] and metrics["labels_fingerprint"]
+    # The seed's CIFAR-10 files carry no prepared.json: the seed's CIFAR-10 normalisation, at 32 px.
+    assert metrics["normalisation"] == {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010]}
+    assert metrics["resolution"] == 32 and metrics["arch"] == metrics["arch_requested"] == "airbench-tiny"
     assert np.load(out / "pred_probs.npy").dtype == np.float32
 
 

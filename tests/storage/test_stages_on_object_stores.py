@@ -118,7 +118,8 @@ def test_one_condition_through_every_url_scheme(stores, dataset):
     )
     clpipe("report", "render", "--out", f"{gs}/report", f"{minio}/result")
 
-    assert storage.listdir(f"{s3}/run-cl_pbnr") == ["checkpoint.pt", "clpipe-manifest.json", "metrics.json"]
+    assert storage.listdir(f"{s3}/run-cl_pbnr") == ["checkpoint.pt", "clpipe-manifest.json", "metrics.json", "model"]
+    assert storage.listdir(f"{s3}/run-cl_pbnr/model") == ["model.json", "model.safetensors"]
     assert storage.load_npy(f"{gs}/masks/train_pruned_cl_pbnr/train_mask.npy").shape == (100,)
     record = storage.load_json(f"{s3}/result/condition.json")
     assert record["condition"]["name"] == "g" and list(record["runs"]) == ["cl_pbnr"]
