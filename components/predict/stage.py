@@ -50,13 +50,13 @@ def predict(
     from ..common.model_files import load_model, read_card
     from . import logic
 
+    if out is not None:  # before any work
+        storage.check_new_file(out, inputs=[model, *images])
     card = read_card(model)
     if not 1 <= top_k <= card.num_classes:
         raise InputError("top_k", "", f"must lie in [1, {card.num_classes}], got {top_k}")
     if batch_size < 1:
         raise InputError("batch_size", "", f"must be >= 1, got {batch_size}")
-    if out is not None:
-        storage.check_new_file(out, inputs=[model, *images])
     files = expand_images(images)
     network, card = load_model(model, device)
     rows = []

@@ -216,6 +216,8 @@ CASES = [
          "{noisy}"),
     case("predict: a missing model", f"predict --model {{ds}}/model --out {OUT} {{folder}}", "predict",
          "{ds}/model", "not found"),
+    case("predict --out an existing file", f"predict --model {{noisy}} --top-k 1 --out {OUT} {{folder}}", "predict",
+         "{out}", "already there", before="file"),
     # --- data --------------------------------------------------------------------------------------
     case("data info: MISSING", "data info {ds}/MISSING", "data info", "{ds}/MISSING", "not found"),
     case("data info: a README.md", "data info {readme}", "data info", "{readme}"),
@@ -237,6 +239,10 @@ CASES = [
          "--labels-out {ds}/l.json", "data subset", "{huge}"),
     case("data export-imagefolder: .npz label gap", f"data export-imagefolder --dataset {{gap}} --out {OUT}",
          "data export-imagefolder", "{gap}", "labels"),
+    case("data subset --out an existing file", f"data subset --dataset {{ds}} --per-class 2 --out {OUT}",
+         "data subset", "{out}", "already there", before="file"),
+    case("data export-imagefolder into a folder of other files", f"data export-imagefolder --dataset {{ds}} "
+         f"--out {OUT}", "data export-imagefolder", "{out}", "important.txt", before="folder"),
     # --- the pipeline commands ---------------------------------------------------------------------
     case("run: noise 1.5", f"run {{config_noise15}} --output {OUT}", "run", "{config_noise15}", "condition 'g': noise"),
     case("run: n_folds 1", f"run {{config_folds1}} --output {OUT}", "run", "{config_folds1}: n_folds", ">= 2"),
