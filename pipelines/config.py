@@ -56,10 +56,6 @@ PAPER_CONDITIONS = tuple(
 )
 MASK_COMPAT = ("", "cleanlab-2021")
 STRATIFY_BY = ("given", "dataset")
-#: ``fold_arch: auto``: the fold trainer picks the network that fits the dataset's resolution
-#: (``components/common/networks.py``); passed through to it as it is.
-AUTO_ARCH = "auto"
-FOLD_ARCHS = tuple(dict.fromkeys((*ARCHS, AUTO_ARCH)))
 #: ``resolution: 0``: the images' own size (then they must all have the same one).
 NATIVE_RESOLUTION = 0
 
@@ -71,7 +67,7 @@ HELP = {
     "'prepare' task (0 = their own size)",
     "conditions": "noise conditions (name plus labels URL, or noise/sparsity/seed; optional pred_probs URL)",
     "n_folds": "K of the K-fold cross-validation (paper: 4)",
-    "fold_arch": f"fold-trainer network, one of {FOLD_ARCHS} (paper: resnet50; auto: by the resolution)",
+    "fold_arch": f"fold-trainer network, one of {ARCHS} (paper: resnet50; auto: by the resolution)",
     "fold_epochs": "fold-trainer epochs (0 = the architecture's recipe: resnet50 350, airbench 10)",
     "fold_batch_size": "fold-trainer batch size (0 = the recipe's: resnet50 64, airbench 1024)",
     "fold_seed": "seed of the fold split and the fold training",
@@ -136,7 +132,7 @@ class BenchmarkParams:
         if duplicates:
             raise InputError("parameters", "conditions", f"names given more than once: {duplicates}")
         choices = {
-            "fold_arch": FOLD_ARCHS,
+            "fold_arch": ARCHS,
             "fold_stratify_by": STRATIFY_BY,
             "fold_split": FOLD_SPLITS,
             "coteach_recipe": COTEACH_RECIPES,
