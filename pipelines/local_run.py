@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from clpipe.components.common import cli, storage
-from clpipe.components.common.cli import ArgumentParser
+from clpipe.components.common.cli import LOG_FORMAT, ArgumentParser
 from clpipe.components.common.errors import InputError
 from clpipe.components.common.image import LOCAL_IMAGES, LOCAL_REGISTRY, Images
 from clpipe.components.common.kfp_component import TaskSettings
@@ -196,7 +196,7 @@ def _root_logging_to(stream):
     root = logging.getLogger()
     handlers = root.handlers[:]
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root.handlers[:] = [handler]
     try:
         yield

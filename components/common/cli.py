@@ -49,12 +49,34 @@ SHARED_HELP = {
 EXTRAS = {"torch": "train", "torchvision": "train", "PIL": "train", "matplotlib": "report"}
 
 
+#: The one log line format of every command.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes each record to ``sys.stderr`` as it is *then*, not as it was when logging was configured: a
+    command called in-process after a caller swapped stderr (pytest's capture, a redirection, a progress bar)
+    must neither write into a closed stream nor into the previous caller's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter(LOG_FORMAT))
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # StreamHandler assigns it; the property always answers sys.stderr
+        pass
+
+
 def configure_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """Log lines to stderr at INFO (DEBUG with --verbose); repeated calls add no second handler."""
+    root = logging.getLogger()
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        root.addHandler(_StderrHandler())
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 # --- the error contract ---------------------------------------------------------------------------

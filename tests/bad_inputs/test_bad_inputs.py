@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -29,11 +28,11 @@ from pathlib import Path
 import pytest
 
 from clpipe.cli import main as clpipe_main
+from tests.stderr import LOG_LINE
 
 #: The placeholder of the output location in argv.
 OUT = "{out}"
 #: A line of clpipe's log (components/common/cli.py ``configure_logging``).
-LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from clpipe.components.predict.logic import normalise
 
 from clpipe.cli import main as clpipe_main
 from tests.prepared_data import colour_root, digits_root, prepared
+from tests.stderr import not_logs
 
 FAST = ["--cnn-width", "8", "--batch-size", "16", "--no-progress", "--device", "cpu"]
 
@@ -117,7 +118,7 @@ def test_images_smaller_than_the_cnn_takes_are_refused(tmp_path, capsys):
     data = prepared(digits_root(tmp_path / "src", train_per_class=4, test_per_class=1, classes=2), tmp_path / "p", 16)
     assert coteach_cli.main(["--train-labels", data.labels, "--out", str(tmp_path / "out"), *FAST, "--epochs", "2",
                              data.dataset]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = not_logs(capsys.readouterr().err)
     assert len(err) == 1 and "16 px" in err[0] and "at least 28" in err[0], err
     assert not (tmp_path / "out").exists()
 

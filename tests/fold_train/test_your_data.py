@@ -12,6 +12,7 @@ from clpipe.components.fold_train import cli as fold_cli
 from clpipe.components.fold_train.recipes import network_for
 
 from tests.prepared_data import colour_root, digits_root, prepared
+from tests.stderr import not_logs
 
 FAST = ["--epochs", "1", "--batch-size", "32", "--n-folds", "2", "--no-progress", "--device", "cpu"]
 
@@ -72,7 +73,7 @@ def test_airbench_on_64_px_is_refused_naming_the_flag(digits_64_two_classes, tmp
     out = tmp_path / "f"
     assert fold_cli.main(["--dataset", digits_64_two_classes.dataset, "--labels", digits_64_two_classes.labels,
                           "--fold", "0", "--out", str(out), *FAST, "--arch", "airbench-tiny"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = not_logs(capsys.readouterr().err)
     assert len(err) == 1 and err[0].startswith("ERROR fold-train: --arch") and "32 px" in err[0], err
     assert not out.exists()
 
@@ -113,7 +114,7 @@ def test_classes_too_small_for_the_folds_are_named(digits_64_two_classes, tmp_pa
     argv = ["--dataset", data.dataset, "--labels", data.labels, "--fold", "0", "--out", str(tmp_path / "f"),
             "--epochs", "1", "--n-folds", "11", "--no-progress", "--device", "cpu"]
     assert fold_cli.main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = not_logs(capsys.readouterr().err)
     assert len(err) == 1 and err[0].startswith("ERROR fold-train: --labels: "), err
     assert "class 0 ('one') has 10 examples, class 1 ('zero') has 10 examples, fewer than 11 folds" in err[0]
     assert not (tmp_path / "f").exists()

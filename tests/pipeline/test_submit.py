@@ -12,6 +12,7 @@ from clpipe.pipelines.compile import GOLDEN
 from kfp import components
 
 from clpipe import cli as clpipe_cli
+from tests.stderr import not_logs
 
 from .kfp_stub import KfpStub
 
@@ -145,7 +146,7 @@ def test_wait_exits_0_only_if_the_run_succeeded(state, code, capsys):
 def test_an_older_backend_is_refused_with_one_line_before_anything_is_uploaded(capsys):
     with KfpStub(version="2.16.1") as kfp:
         assert submit(kfp, *GENERATED) == 2
-    (line,) = capsys.readouterr().err.strip().splitlines()
+    (line,) = not_logs(capsys.readouterr().err)
     assert line.startswith(f"ERROR submit: {kfp.url}: Kubeflow Pipelines 2.16.1 is older than 2.17.0")
     assert kfp.posted("/pipelines/upload") == kfp.posted("/runs") == []
 
