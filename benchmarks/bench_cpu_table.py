@@ -47,9 +47,7 @@ One long job at a time: the machine is shared.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
-import io
 import json
 import os
 import shlex
@@ -57,6 +55,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from clpipe.components.common.tables import csv_text, three_places
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -349,16 +349,8 @@ def verdicts(rows: list[dict]) -> list[dict]:
     return found
 
 
-def csv_text(rows: list[dict], fields=CSV_FIELDS) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
-def _acc(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def table_csv(rows: list[dict]) -> str:
+    return csv_text(rows, CSV_FIELDS)
 
 
 def _points(value) -> str:
@@ -403,7 +395,7 @@ def table_section(rows: list[dict], args, provenance: dict, complete: bool) -> s
     for method in methods:
         cells = [
             _cell(
-                cell.get((c, method)), lambda r: f"{_acc(r['final_test_acc'])} ({_acc(r['paper_test_acc'])})"
+                cell.get((c, method)), lambda r: f"{three_places(r['final_test_acc'])} ({three_places(r['paper_test_acc'])})"
             )
             for c in columns
         ]
@@ -580,7 +572,7 @@ def main(argv=None) -> None:
         rows = []
         for i, noise in enumerate(args.noises):
             rows += run_condition(args, noise, stages, log)
-            Path(args.csv).write_text(csv_text(in_noise_order(rows)))  # what finished so far
+            Path(args.csv).write_text(table_csv(in_noise_order(rows)))  # what finished so far
             replace_section(
                 Path(args.doc),
                 TABLE_SECTION,

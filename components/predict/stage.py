@@ -11,8 +11,6 @@ up to K; written to ``--out`` (path or URL) or printed.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import posixpath
 import sys
@@ -23,6 +21,7 @@ import numpy as np
 from ..common import storage
 from ..common.errors import InputError
 from ..common.imaging import IMAGE_ENDINGS
+from ..common.tables import csv_text
 
 log = logging.getLogger("clpipe.predict")
 
@@ -101,9 +100,6 @@ def _row(file: str, ranked: list[tuple[str, float]]) -> dict:
 
 
 def _csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
-    return buf.getvalue()
+    """Probabilities to 6 significant digits."""
+    return csv_text(({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()} for row in rows),
+                    list(rows[0]))

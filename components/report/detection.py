@@ -9,14 +9,13 @@ all real errors. This is the part of the paper a CPU reproduces exactly from the
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ..common.errors import InputError
 from ..common.methods import CL_METHODS, PAPER_NAMES
+from ..common.tables import csv_text, three_places
 
 CSV_FIELDS = (
     "condition",
@@ -128,15 +127,7 @@ def detection_rows(results: Iterable[Mapping]) -> list[dict]:
 
 
 def detection_csv(rows: Sequence[Mapping]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
-def _fraction(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+    return csv_text(rows, CSV_FIELDS)
 
 
 def detection_markdown(results: Iterable[Mapping]) -> str:
@@ -157,7 +148,7 @@ def detection_markdown(results: Iterable[Mapping]) -> str:
             )
             lines.append(
                 f"{head}| {PAPER_NAMES[method]} | {m['removed']:,} | {m['errors_removed']:,} | "
-                f"{_fraction(m['precision'])} | {_fraction(m['recall'])} |"
+                f"{three_places(m['precision'])} | {three_places(m['recall'])} |"
             )
             first = False
     return "\n".join(lines)
@@ -169,5 +160,5 @@ def per_class_markdown(result: Mapping, method: str) -> str:
     m = d["methods"][method]
     lines = [f"| class | real errors | removed by {PAPER_NAMES[method]} | recall |", "|---|---|---|---|"]
     for name, errors, found in zip(d["classes"], d["real_errors_per_class"], m["errors_removed_per_class"]):
-        lines.append(f"| {name} | {errors:,} | {found:,} | {_fraction(_ratio(found, errors))} |")
+        lines.append(f"| {name} | {errors:,} | {found:,} | {three_places(_ratio(found, errors))} |")
     return "\n".join(lines)

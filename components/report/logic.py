@@ -19,13 +19,12 @@ on the test set, the JAIR rule) and the accuracy on the exact-pixel test rows.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..common.errors import InputError
 from ..common.methods import CL_METHODS, NO_PRUNING, RUN_NAMES
+from ..common.tables import csv_text, three_places
 from . import detection
 
 #: Method ids in table order (the seed's folder names) with the paper's row names.
@@ -242,15 +241,7 @@ def result_rows(results: Iterable[Mapping]) -> list[dict]:
 
 
 def results_csv(rows: Sequence[Mapping]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
-def _acc(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+    return csv_text(rows, CSV_FIELDS)
 
 
 def _column_title(result: Mapping) -> str:
@@ -272,7 +263,7 @@ def table2_markdown(results: Iterable[Mapping]) -> str:
         for r in ordered:
             run = r["runs"].get(method)
             paper = paper_accuracy(method, r["condition"]["noise"], r["condition"]["sparsity"])
-            ours = _acc(run["final"]["test_acc"]) if run else "not run"
+            ours = three_places(run["final"]["test_acc"]) if run else "not run"
             cells.append(ours if paper is None else f"{ours} ({paper:.3f})")
         lines.append(f"| {method_name(method)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -334,7 +325,7 @@ def exact_markdown(results: Iterable[Mapping]) -> str:
     lines = ["| method | " + " | ".join(_column_title(r) for r in ordered) + " |",
              "|---|" + "---|" * len(ordered)]
     for method in methods:
-        cells = [_acc(r["runs"][method]["final"].get("test_exact_acc")) if method in r["runs"] else "not run"
+        cells = [three_places(r["runs"][method]["final"].get("test_exact_acc")) if method in r["runs"] else "not run"
                  for r in ordered]
         lines.append(f"| {method_name(method)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
