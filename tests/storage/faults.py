@@ -215,6 +215,21 @@ def seen(url: str) -> dict[str, bytes] | str:
         return str(e)
 
 
+def reference_runs(folder: str) -> tuple[dict[str, str], dict[str, dict[str, bytes] | str]]:
+    """Inputs made in ``folder``, and what a reader sees of each complete make-masks run ("a", "b", "b argmax"):
+    the states a faulted publish may leave behind."""
+    from clpipe.cli import main as clpipe_main
+
+    inputs = make_masks_inputs(folder)
+    refs = {}
+    for name, run, methods in (("a", "a", ()), ("b", "b", ()), ("b argmax", "b", ("argmax",))):
+        out = os.path.join(folder, f"ref-{name}")
+        assert clpipe_main(make_masks_argv(inputs, run, out, *methods)) == 0
+        refs[name] = seen(out)
+    assert refs["a"] != refs["b"] and isinstance(refs["a"], dict)
+    return inputs, refs
+
+
 def one_error_line(result: subprocess.CompletedProcess) -> str:
     """The single ``ERROR`` line of a failed stage run (asserting there is exactly one and no traceback)."""
     errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR ")]

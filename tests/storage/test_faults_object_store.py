@@ -54,15 +54,7 @@ def direct(weed, monkeypatch):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Inputs, and what a reader sees of each complete make-masks run ("a", "b", "b argmax")."""
-    root = tmp_path_factory.mktemp("fault-inputs")
-    inputs = faults.make_masks_inputs(str(root))
-    refs = {}
-    for name, run, methods in (("a", "a", ()), ("b", "b", ()), ("b argmax", "b", ("argmax",))):
-        out = str(root / f"ref-{name}")
-        assert clpipe_main(faults.make_masks_argv(inputs, run, out, *methods)) == 0
-        refs[name] = faults.seen(out)
-    return inputs, refs
+    return faults.reference_runs(str(tmp_path_factory.mktemp("fault-inputs")))
 
 
 class Fault:
