@@ -22,8 +22,9 @@ from .checks import fingerprint
 from .errors import InputError
 
 
-def image_fingerprint(images: np.ndarray) -> str:
-    """Fingerprint of an image array from its shape and ~256 evenly spaced images (cheap)."""
+def image_fingerprint(images) -> str:
+    """Fingerprint of an image array from its shape and ~256 evenly spaced images (cheap; for
+    packed shards those 256 are read: the same pixels give the same fingerprint either way)."""
     step = max(1, len(images) // 256)
     return fingerprint(np.asarray(images.shape), np.ascontiguousarray(images[::step]))
 

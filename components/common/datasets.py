@@ -41,6 +41,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -48,6 +49,9 @@ from . import image_files, storage
 from .checks import fingerprint
 from .errors import InputError
 from .imaging import check_resolution
+
+if TYPE_CHECKING:
+    from .shards import ShardImages
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -81,7 +85,7 @@ class Split:
     classes: tuple[str, ...]
     exact: np.ndarray | None = None
     _order: np.ndarray = field(default=None, repr=False)  # rows of the stored images
-    _load_images: Callable[[], np.ndarray] = field(default=None, repr=False)
+    _load_images: Callable[[], np.ndarray | ShardImages] = field(default=None, repr=False)
     files: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -92,7 +96,13 @@ class Split:
         return len(self.classes)
 
     def images(self) -> np.ndarray:
-        """(N, R, R, 3) uint8 pixels, decoded on first use (never for label-only stages)."""
+        """(N, R, R, 3) uint8 pixels in memory, decoded on first use (never for label-only stages)."""
+        return np.asarray(self.pixels())
+
+    def pixels(self) -> np.ndarray | ShardImages:
+        """The pixels as the trainers take them: :meth:`images` for every source but packed shards,
+        whose pixels stay in their chunks (:class:`~.shards.ShardImages`, streamed batch by batch:
+        a split larger than memory is never read whole)."""
         return self._load_images()[self._order]
 
     def take(self, rows: np.ndarray) -> Split:

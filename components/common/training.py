@@ -26,6 +26,7 @@ import torch
 
 from . import storage
 from .errors import InputError
+from .shards import ShardImages
 
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
@@ -149,19 +150,16 @@ class Augment:
     pad_mode: str = "constant"
 
 
-class DeviceLoader:
-    """Batches of a whole dataset held as one tensor on the training device.
+class _Batches:
+    """What the two loaders share: batch order, augmentation, normalisation, the batch count.
 
     Args:
-        images: (N, 32, 32, 3) uint8.
         labels: (N,) int labels that come with each batch.
         batch_size: Examples per batch.
-        device: Where training runs. The data are placed there too when they fit in
-            free GPU memory (with room to spare), otherwise they stay in pinned host
-            memory and each batch is copied over.
+        device: Where training runs.
         shuffle: New random order each epoch (seeded by ``order_seed``).
         drop_last: Skip the last incomplete batch (the seed's loaders do).
-        augment: Random crop/flip applied on the device, or None.
+        augment: Random crop/flip, or None.
         mean, std: Per-channel normalisation, or None for the seed's [0, 1] inputs.
         order_seed, aug_seed: Seeds of the batch order and the augmentation.
         min_last_batch: A last batch smaller than this is skipped even when
@@ -169,29 +167,17 @@ class DeviceLoader:
         dtype: dtype of the images on the device (default :func:`input_dtype`: fp16 on
             CUDA, fp32 on the CPU).
 
-    Each iteration yields ``(x, y, rows)``: x (B, 3, 32, 32) in the compute dtype
-    (channels_last on CUDA), y (B,) int64 and the dataset rows of the batch.
+    Each iteration yields ``(x, y, rows)``: x (B, 3, R, R) in the compute dtype
+    (channels_last on CUDA), y (B,) int64 and the loader's rows of the batch (positions in
+    ``labels``). The order of an epoch is one ``torch.randperm`` of the order generator and
+    the augmentation draws from its own generator: the same for both loaders, so a streamed
+    split and the same split in memory give the same batches on the CPU.
     """
 
-    def __init__(
-        self,
-        images: np.ndarray,
-        labels: np.ndarray,
-        *,
-        batch_size: int,
-        device: torch.device,
-        shuffle: bool,
-        drop_last: bool = False,
-        augment: Augment | None = None,
-        mean: tuple[float, ...] | None = None,
-        std: tuple[float, ...] | None = None,
-        order_seed: int = 0,
-        aug_seed: int = 1,
-        min_last_batch: int = 1,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    def __init__(self, labels: np.ndarray, *, batch_size: int, device: torch.device, shuffle: bool,
+                 drop_last: bool, augment: Augment | None, mean: tuple[float, ...] | None,
+                 std: tuple[float, ...] | None, order_seed: int, aug_seed: int, min_last_batch: int,
+                 dtype: torch.dtype | None, data_device: torch.device, aug_device: torch.device) -> None:
         self.device = device
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -199,49 +185,158 @@ class DeviceLoader:
         self.augment = augment
         self.min_last_batch = min_last_batch
         self.dtype = dtype or input_dtype(device)
-        self.data_device = device if _fits_on(device, images.nbytes * 2) else torch.device("cpu")
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.data_device)
-        x = x.permute(0, 3, 1, 2).to(self.dtype).div_(255)
+        self.mean, self.std = mean, std
+        #: Where labels and rows live (and, for the in-memory loader, the images).
+        self.data_device = data_device
+        self.y = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=data_device)
+        self.order_gen = generator(order_seed, data_device)
+        self.aug_gen = generator(aug_seed, aug_device)
         #: A black pixel in the loader's value space (what ``pad_mode="black"`` pads with).
-        self.black = torch.zeros(1, x.shape[1], 1, 1, dtype=self.dtype, device=self.data_device)
-        if mean is not None:
-            m = torch.tensor(mean, dtype=self.dtype, device=self.data_device).view(1, 3, 1, 1)
-            s = torch.tensor(std, dtype=self.dtype, device=self.data_device).view(1, 3, 1, 1)
+        self.black = self.scaled(torch.zeros(1, 1, 1, 3, dtype=torch.uint8, device=aug_device))
+
+    def scaled(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, R, R, 3) uint8 -> (B, 3, R, R) in the loader's dtype, / 255 and normalised."""
+        x = images.permute(0, 3, 1, 2).to(self.dtype).div_(255)
+        if self.mean is not None:
+            m = torch.tensor(self.mean, dtype=self.dtype, device=x.device).view(1, 3, 1, 1)
+            s = torch.tensor(self.std, dtype=self.dtype, device=x.device).view(1, 3, 1, 1)
             x = (x - m) / s
-            self.black = (self.black - m) / s
-        if self.data_device.type == "cpu" and device.type == "cuda":
-            x = x.pin_memory()
-        self.x = x
-        self.y = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=self.data_device)
-        self.order_gen = generator(order_seed, self.data_device)
-        self.aug_gen = generator(aug_seed, self.data_device)
-        if self.data_device != device:
-            log.info("dataset (%.0f MB) kept in host memory: it does not fit on %s", images.nbytes * 2 / 2**20, device)
+        return x
 
     def __len__(self) -> int:
-        n = len(self.y)
-        full, rest = divmod(n, self.batch_size)
+        full, rest = divmod(self.num_examples, self.batch_size)
         return full + (1 if rest and not self.drop_last and rest >= self.min_last_batch else 0)
 
     @property
     def num_examples(self) -> int:
         return len(self.y)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        n = len(self.y)
+    def batch_rows(self) -> list[torch.Tensor]:
+        """This epoch's batches of rows (draws the order)."""
+        n = self.num_examples
         if self.shuffle:
             order = torch.randperm(n, generator=self.order_gen, device=self.data_device)
         else:
             order = torch.arange(n, device=self.data_device)
-        for b in range(len(self)):
-            rows = order[b * self.batch_size : (b + 1) * self.batch_size]
-            x = self.x[rows]
+        return [order[b * self.batch_size : (b + 1) * self.batch_size] for b in range(len(self))]
+
+    def images_of(self, batches: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """The scaled images of each batch, on the augmentation device."""
+        raise NotImplementedError
+
+    def head(self, n: int) -> torch.Tensor:
+        """The first ``n`` rows' scaled images (airbench's whitening is initialised from them)."""
+        first = torch.arange(min(n, self.num_examples), device=self.data_device)
+        return next(self.images_of([first]))
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        batches = self.batch_rows()
+        for rows, x in zip(batches, self.images_of(batches)):
             if self.augment is not None:
                 x = augment_batch(x, self.augment, self.aug_gen, black=self.black)
             x = x.to(self.device, non_blocking=True)
             if self.device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.y[rows].to(self.device, non_blocking=True), rows
+
+
+class DeviceLoader(_Batches):
+    """Batches of a whole dataset held as one tensor on the training device.
+
+    ``images``: (N, R, R, 3) uint8, placed on ``device`` when they fit in free GPU memory (with
+    room to spare), otherwise kept in pinned host memory and copied over batch by batch. The
+    other arguments are :class:`_Batches`'.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, device: torch.device,
+                 shuffle: bool, drop_last: bool = False, augment: Augment | None = None,
+                 mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+                 order_seed: int = 0, aug_seed: int = 1, min_last_batch: int = 1,
+                 dtype: torch.dtype | None = None) -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        data_device = device if _fits_on(device, images.nbytes * 2) else torch.device("cpu")
+        super().__init__(labels, batch_size=batch_size, device=device, shuffle=shuffle, drop_last=drop_last,
+                         augment=augment, mean=mean, std=std, order_seed=order_seed, aug_seed=aug_seed,
+                         min_last_batch=min_last_batch, dtype=dtype, data_device=data_device,
+                         aug_device=data_device)
+        x = self.scaled(torch.from_numpy(np.ascontiguousarray(images)).to(data_device))
+        if data_device.type == "cpu" and device.type == "cuda":
+            x = x.pin_memory()
+        self.x = x
+        if data_device != device:
+            log.info("dataset (%.0f MB) kept in host memory: it does not fit on %s", images.nbytes * 2 / 2**20, device)
+
+    def images_of(self, batches: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+        return (self.x[rows] for rows in batches)
+
+
+class StreamLoader(_Batches):
+    """Batches of a packed split read from its shards as they are needed: never whole in memory.
+
+    ``images``: a :class:`~.shards.ShardImages` view (the rows to train on, in the loader's
+    row order). Each epoch's order is drawn exactly as :class:`DeviceLoader` draws it; the
+    rows of each batch are then read by number (``workers`` processes read ahead, batches
+    keep their order, so the number of workers changes speed, not results), copied to the
+    device and scaled and augmented there. The other arguments are :class:`_Batches`'.
+    """
+
+    def __init__(self, images: ShardImages, labels: np.ndarray, *, batch_size: int, device: torch.device,
+                 shuffle: bool, drop_last: bool = False, augment: Augment | None = None,
+                 mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+                 order_seed: int = 0, aug_seed: int = 1, min_last_batch: int = 1,
+                 dtype: torch.dtype | None = None, workers: int | None = None) -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        super().__init__(labels, batch_size=batch_size, device=device, shuffle=shuffle, drop_last=drop_last,
+                         augment=augment, mean=mean, std=std, order_seed=order_seed, aug_seed=aug_seed,
+                         min_last_batch=min_last_batch, dtype=dtype, data_device=torch.device("cpu"),
+                         aug_device=device)
+        self.images = images
+        self.workers = stream_workers(device) if workers is None else workers
+
+    def images_of(self, batches: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+        reads = torch.utils.data.DataLoader(
+            _ShardRows(self.images), sampler=[rows.numpy() for rows in batches], batch_size=None,
+            num_workers=self.workers, pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if self.workers else None,
+            generator=torch.Generator(),  # else each epoch draws worker seeds from (and shifts) torch's global stream
+        )
+        return (self.scaled(images.to(self.device, non_blocking=True)) for images in reads)
+
+
+class _ShardRows(torch.utils.data.Dataset):
+    """``dataset[positions]`` = the uint8 images of those positions of a :class:`~.shards.ShardImages`."""
+
+    def __init__(self, images: ShardImages) -> None:
+        self.rows = images.rows
+        self.reader = images.reader()
+
+    def __getitem__(self, positions: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.reader.read(self.rows[positions]))
+
+
+def stream_workers(device: torch.device) -> int:
+    """Reader processes of a :class:`StreamLoader`: none on the CPU (the cores train; measured on
+    2 cores, workers only contend: docs/benchmarks.md), on a GPU node up to 4, one core left."""
+    if device.type != "cuda":
+        return 0
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+#: Either loader; the trainers use only what :class:`_Batches` defines.
+Loader = DeviceLoader | StreamLoader
+
+
+#: A split's pixels as the trainers take them (:meth:`~.datasets.Split.pixels`).
+Pixels = np.ndarray | ShardImages
+
+
+def make_loader(images: Pixels, labels: np.ndarray, **kwargs) -> Loader:
+    """The loader for ``images``: :class:`StreamLoader` for packed shards, else :class:`DeviceLoader`."""
+    if isinstance(images, ShardImages):
+        return StreamLoader(images, labels, **kwargs)
+    return DeviceLoader(images, labels, **kwargs)
 
 
 def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator, *,
@@ -286,7 +381,7 @@ def _fits_on(device: torch.device, nbytes: int) -> bool:
 
 @torch.no_grad()
 def predict_proba(
-    model: torch.nn.Module, loader: DeviceLoader, *, tta_flip: bool = False, temperature: float = 1.0,
+    model: torch.nn.Module, loader: Loader, *, tta_flip: bool = False, temperature: float = 1.0,
     precision: str = "bf16",
 ) -> np.ndarray:
     """(N, K) float32 softmax probabilities in dataset row order (the loader must not shuffle);

@@ -17,7 +17,6 @@ process killed mid-write leaves the previous checkpoint readable.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import pickle
 from collections.abc import Callable
@@ -28,30 +27,13 @@ import numpy as np
 import torch
 
 from ..common import training
+from ..common.checkpoints import image_fingerprint
+from ..common.checks import fingerprint
 from ..common.errors import InputError
 from .recipes import SAVE_ONLY_FIELDS, Recipe
 
 #: Version of the checkpoint layout (2: curves of the scored epochs plus a per-epoch log).
 CHECKPOINT_FORMAT = 2
-
-
-def fingerprint(*arrays: np.ndarray | None) -> str:
-    """Short sha256 of arrays (dtype-normalised), to tell inputs apart on resume."""
-    h = hashlib.sha256()
-    for a in arrays:
-        if a is None:
-            h.update(b"none")
-            continue
-        a = np.ascontiguousarray(a)
-        h.update(str(a.dtype).encode() + str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
-
-
-def image_fingerprint(images: np.ndarray) -> str:
-    """Fingerprint of an image array from its shape and ~256 evenly spaced images (cheap)."""
-    step = max(1, len(images) // 256)
-    return fingerprint(np.asarray(images.shape), images[::step])
 
 
 def run_settings(
@@ -63,8 +45,8 @@ def run_settings(
     keep: np.ndarray | None,
     true_labels: np.ndarray | None,
     weights: np.ndarray | None,
-    train_images: np.ndarray,
-    test_images: np.ndarray,
+    train_images: training.Pixels,
+    test_images: training.Pixels,
     test_labels: np.ndarray,
     test_exact: np.ndarray | None,
     normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None,
@@ -143,7 +125,7 @@ def load_checkpoint(data: bytes, source: str) -> dict:
     return state
 
 
-def rng_state(loader: training.DeviceLoader, device: torch.device) -> dict:
+def rng_state(loader: training.Loader, device: torch.device) -> dict:
     """Copies of every random stream a run draws from (torch's global ones, batch order, augmentation)."""
     state = {
         "torch": torch.get_rng_state(),
@@ -170,7 +152,7 @@ def to_host(obj):
     return obj
 
 
-def snapshot(settings: dict, next_epoch: int, nets, optimizers, loader: training.DeviceLoader,
+def snapshot(settings: dict, next_epoch: int, nets, optimizers, loader: training.Loader,
              logs: dict[str, dict[str, list]], device: torch.device, time_s: float) -> dict:
     """The state after an epoch, copied to host memory (see :func:`to_host`).
 
@@ -191,7 +173,7 @@ def snapshot(settings: dict, next_epoch: int, nets, optimizers, loader: training
     }
 
 
-def restore(state: dict, nets, optimizers, loader: training.DeviceLoader, device: torch.device) -> int:
+def restore(state: dict, nets, optimizers, loader: training.Loader, device: torch.device) -> int:
     """Loads a checkpoint into the freshly built run; returns the next epoch to train."""
     nets[0].load_state_dict(state["model1"])
     nets[1].load_state_dict(state["model2"])

@@ -173,21 +173,21 @@ def input_normalisation(recipe: Recipe, dataset_statistics: Normalisation | None
     return training.input_normalisation(dataset_statistics) if recipe.normalize else None
 
 
-def make_loaders(train_images: np.ndarray, labels: np.ndarray, test_images: np.ndarray,
+def make_loaders(train_images: training.Pixels, labels: np.ndarray, test_images: training.Pixels,
                  test_labels: np.ndarray, recipe: Recipe, device: torch.device,
-                 seeds: Seeds, normalisation: Normalisation | None) -> tuple[training.DeviceLoader,
-                                                                            training.DeviceLoader]:
-    """The kept train rows (shuffled, augmented) and the test set, held on the device."""
+                 seeds: Seeds, normalisation: Normalisation | None) -> tuple[training.Loader, training.Loader]:
+    """The kept train rows (shuffled, augmented) and the test set: held on the device, or streamed
+    from packed shards (:func:`~..common.training.make_loader`)."""
     mean, std = normalisation or (None, None)
     dtype = training.input_dtype(device, effective_precision(recipe, device))
-    train_loader = training.DeviceLoader(
+    train_loader = training.make_loader(
         train_images, labels, batch_size=recipe.batch_size, device=device, shuffle=True,
         drop_last=recipe.drop_last, min_last_batch=recipe.min_last_batch,
         augment=training.Augment(pad=4, flip=True) if recipe.augment else None,
         mean=mean, std=std, order_seed=seeds.order, aug_seed=seeds.aug, dtype=dtype,
     )
-    test_loader = training.DeviceLoader(test_images, test_labels, batch_size=1024, device=device,
-                                        shuffle=False, mean=mean, std=std, dtype=dtype)
+    test_loader = training.make_loader(test_images, test_labels, batch_size=1024, device=device,
+                                       shuffle=False, mean=mean, std=std, dtype=dtype)
     return train_loader, test_loader
 
 
@@ -237,7 +237,7 @@ class Schedules:
 # One epoch: train both networks; score them on the test set when it is due
 # ================================================================================================
 
-def train_one_epoch(epoch: int, networks: Networks, loader: training.DeviceLoader,
+def train_one_epoch(epoch: int, networks: Networks, loader: training.Loader,
                     weights: torch.Tensor | None, schedules: Schedules, recipe: Recipe, precision: str,
                     bar: tqdm) -> dict:
     """Trains epoch ``epoch`` with its scheduled lr, beta1 and forget rate; returns its epoch_log entry."""
@@ -257,7 +257,7 @@ def train_one_epoch(epoch: int, networks: Networks, loader: training.DeviceLoade
     }
 
 
-def score_test_set(networks: Networks, loader: training.DeviceLoader, exact_rows: torch.Tensor | None,
+def score_test_set(networks: Networks, loader: training.Loader, exact_rows: torch.Tensor | None,
                    recipe: Recipe, precision: str) -> dict:
     """Both networks' accuracy on the test set and on its exact rows (net 1 first, as the official loop)."""
     correct = [method.evaluate(net, loader, tta_flip=recipe.tta_flip, precision=precision)
@@ -270,8 +270,8 @@ def score_test_set(networks: Networks, loader: training.DeviceLoader, exact_rows
     }
 
 
-def run_epoch(epoch: int, networks: Networks, train_loader: training.DeviceLoader,
-              test_loader: training.DeviceLoader, exact_rows: torch.Tensor | None, weights: torch.Tensor | None,
+def run_epoch(epoch: int, networks: Networks, train_loader: training.Loader,
+              test_loader: training.Loader, exact_rows: torch.Tensor | None, weights: torch.Tensor | None,
               schedules: Schedules, recipe: Recipe, precision: str, bar: tqdm) -> dict:
     """Trains one epoch and, when :func:`~.recipes.is_due` for ``eval_every``, scores it; returns its entry."""
     started = time.perf_counter()
@@ -451,9 +451,9 @@ class CoTeachResult:
 
 
 def train_coteaching(
-    train_images: np.ndarray,
+    train_images: training.Pixels,
     given_labels: np.ndarray,
-    test_images: np.ndarray,
+    test_images: training.Pixels,
     test_labels: np.ndarray,
     *,
     recipe: Recipe,
@@ -478,9 +478,9 @@ def train_coteaching(
 
     Args:
         train_images: (N, R, R, 3) uint8 train view, ImageFolder order (R = 32 for CIFAR-10; the
-            CNN takes any R >= 28).
+            CNN takes any R >= 28), in memory or streamed from packed shards (:class:`~..common.shards.ShardImages`).
         given_labels: (N,) int given (noisy) labels; the networks train on these.
-        test_images: (M, R, R, 3) uint8 test images.
+        test_images: (M, R, R, 3) uint8 test images (in memory or streamed).
         test_labels: (M,) int test labels.
         recipe: Hyperparameters, including when to score the test set (``eval_every``) and
             when to save (``checkpoint_every``).

@@ -212,7 +212,7 @@ class EpochStats:
 def train_epoch(
     nets: tuple[nn.Module, nn.Module],
     optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
-    loader: training.DeviceLoader,
+    loader: training.Loader,
     *,
     forget_rate: float,
     weights: torch.Tensor | None,
@@ -262,7 +262,7 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluate(net: nn.Module, loader: training.DeviceLoader, *, tta_flip: bool = False,
+def evaluate(net: nn.Module, loader: training.Loader, *, tta_flip: bool = False,
              precision: str = "bf16") -> torch.Tensor:
     """(N,) bool: is the network's top-1 prediction right, per test row (``eval()`` mode).
 

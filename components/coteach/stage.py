@@ -182,7 +182,7 @@ def coteach(
         "test_subset_seed": test_subset_seed,
     }
     result = loop.train_coteaching(
-        view.images(), given, test.images(), test.labels, recipe=chosen, seed=seed, device=torch_device,
+        view.pixels(), given, test.pixels(), test.labels, recipe=chosen, seed=seed, device=torch_device,
         keep=keep, true_labels=view.labels, test_exact=test.exact, num_classes=view.num_classes,
         dataset_statistics=statistics, resume=resume, resume_source=checkpoint_url,
         write_checkpoint=lambda data: pending.update({CoteachRun.CHECKPOINT: data}),

@@ -172,7 +172,7 @@ class _Trainer:
     """The mutable state of one fold's training: what a checkpoint saves and restores."""
 
     model: nn.Module
-    loader: training.DeviceLoader
+    loader: training.Loader
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     lookahead: Lookahead | None
@@ -212,7 +212,7 @@ class Fitted:
 
 def fit(
     model: nn.Module,
-    loader: training.DeviceLoader,
+    loader: training.Loader,
     recipe: Recipe,
     device: torch.device,
     *,
@@ -299,7 +299,7 @@ def run_settings(
     n_folds: int,
     seed: int,
     fold_split: str,
-    images: np.ndarray,
+    images: training.Pixels,
     labels: np.ndarray,
     stratify_labels: np.ndarray,
     num_classes: int,
@@ -338,7 +338,7 @@ def load_checkpoint(data: bytes, source: str) -> dict:
 
 
 def train_fold(
-    images: np.ndarray,
+    images: training.Pixels,
     labels: np.ndarray,
     *,
     fold: int,
@@ -363,7 +363,8 @@ def train_fold(
 
     Args:
         images: (N, R, R, 3) uint8 train images, ImageFolder order (R = 32 for CIFAR-10; the
-            airbench networks need 32, the ResNets take any R).
+            airbench networks need 32, the ResNets take any R), in memory or streamed from packed
+            shards (:class:`~..common.shards.ShardImages`: a split larger than memory).
         labels: (N,) int given (possibly noisy) labels; the model trains on these.
         fold: Which fold to hold out, 0 <= fold < n_folds.
         n_folds: K of the K-fold split (the paper: 4).
@@ -419,7 +420,7 @@ def train_fold(
     training.seed_everything(fold_seed, device, precision)
     model = build_model(arch, num_classes)
     augment = training.Augment(pad=recipe.pad, flip=True, pad_mode=recipe.pad_mode)
-    loader = training.DeviceLoader(
+    loader = training.make_loader(
         images[train_rows],
         labels[train_rows],
         batch_size=recipe.batch_size,
@@ -435,7 +436,7 @@ def train_fold(
     )
     model = training.to_device(model, device)
     if isinstance(model, AirbenchNet):
-        model.init_whitening(loader.x[:5000].to(device).float())
+        model.init_whitening(loader.head(5000).to(device).float())
 
     def save(state: dict) -> None:
         write_checkpoint(
@@ -462,7 +463,7 @@ def train_fold(
     train_time = time.perf_counter() - train_start
     # The seed scored a deep copy of its training set: each held-out image once through the
     # training transform. Its own stream, so it does not depend on how training went.
-    eval_loader = training.DeviceLoader(
+    eval_loader = training.make_loader(
         images[heldout],
         labels[heldout],
         batch_size=1024,

@@ -96,7 +96,7 @@ def fold_train(
     storage.check_output(out, stage=FoldOutput.STAGE, inputs=inputs)
     torch_device = training.select_device(device)
     view, given = open_train_view(dataset, labels_url(labels), subset_per_class, subset_seed)
-    images = view.images()
+    images = view.pixels()  # streamed from packed shards, never whole in memory
     network = network_for(arch, images.shape[1])
     chosen = resolve_recipe(
         network,

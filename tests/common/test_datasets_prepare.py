@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 from clpipe.components.common import datasets, prepare
-from clpipe.components.common.shards import ShardStream
+from clpipe.components.common.errors import InputError
+from clpipe.components.common.shards import ShardImages
 
 from clpipe.cli import main as clpipe_main
 from tests.your_data import digits_imagefolder, mixed_imagefolder, png, write_manifest
@@ -62,30 +63,37 @@ def test_prepare_shards_streams_the_same_rows(tmp_path):
     assert streamed.files[0] == str(root / "train" / streamed.names[0])
 
 
-def test_shard_stream_order_is_deterministic_per_epoch_and_keeps_row_identity(tmp_path):
+def test_packed_pixels_stay_in_their_shards_and_views_read_the_rows_asked_for(tmp_path):
     for k in range(3):
         (tmp_path / "src" / "train" / f"c{k}").mkdir(parents=True)
         for i in range(40):
             (tmp_path / "src" / "train" / f"c{k}" / f"{i:02d}.png").write_bytes(
                 png(np.full((8, 8, 3), 40 * k + i % 40, np.uint8)))
     prepare.prepare(dataset=str(tmp_path / "src"), out=str(tmp_path / "sh"), format="shards")
-    url = str(tmp_path / "sh" / "train")
-    images = datasets.open_split(url).images()
-    train_rows = np.arange(0, 120, 3)
+    split = datasets.open_split(str(tmp_path / "sh" / "train"))
+    pixels = split.pixels()
+    assert isinstance(pixels, ShardImages) and pixels.shape == (120, 8, 8, 3)  # nothing read yet
+    images = split.images()
+    assert images[:, 0, 0, 0].tolist() == [40 * k + i for k in range(3) for i in range(40)]
+    rows = np.array([117, 3, 64, 3, 0])  # any order, repeats allowed: a trainer's batch
+    view = pixels[rows]
+    assert isinstance(view, ShardImages) and len(view) == 5
+    np.testing.assert_array_equal(np.asarray(view), images[rows])
+    np.testing.assert_array_equal(np.asarray(split.take(rows[::-1]).pixels()), images[rows[::-1]])
 
-    def epoch(e, seed=0):
-        batches = list(ShardStream(url, rows=train_rows, batch_size=16, seed=seed).epoch(e))
-        for x, y, rows in batches:  # each sample is the row it says it is
-            np.testing.assert_array_equal(x, images[rows])
-            np.testing.assert_array_equal(y, rows // 40)
-        return [len(b[2]) for b in batches], np.concatenate([b[2] for b in batches])
 
-    sizes, first = epoch(0)
-    assert sizes == [16, 16, 8]
-    assert sorted(first.tolist()) == train_rows.tolist()
-    assert np.array_equal(epoch(0)[1], first)
-    assert not np.array_equal(epoch(1)[1], first)
-    assert not np.array_equal(epoch(0, seed=1)[1], first)
+def test_shards_whose_samples_are_not_in_row_order_are_refused(tmp_path):
+    """Shards written by hand with litdata (not by clpipe data prepare): each sample's ``row`` must be its
+    position, or every per-row output (pred_probs, masks) would be attached to the wrong image."""
+    from litdata.streaming.writer import BinaryWriter
+
+    writer = BinaryWriter(str(tmp_path), chunk_bytes="1MB")
+    for position in range(4):
+        writer.add_item(position, {"row": 3 - position, "label": 0, "image": np.zeros((4, 4, 3), np.uint8)})
+    writer.done()
+    writer.merge()
+    with pytest.raises(InputError, match="position 0 holds row 3: index and chunks do not match"):
+        ShardImages(str(tmp_path), np.arange(4), 4).read()
 
 
 # --- bad inputs through the command line ---------------------------------------------------------
