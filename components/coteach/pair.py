@@ -39,7 +39,6 @@ from torch.func import functional_call, stack_module_state, vmap
 from ..common import training
 from . import method
 
-
 #: Modules whose weights autocast casts to its lower precision (of those the CNN has).
 AUTOCAST_MODULES = (nn.Conv2d, nn.Linear)
 
