@@ -189,8 +189,8 @@ def view_thumbnails(view) -> Callable[[Sequence[int]], dict[int, str]]:
                         for r in rows}
             except InputError as e:
                 log.info("thumbnails from the packed pixels: %s", e)
-        images = view.images()
-        return {r: thumbnail_uri(images[r]) for r in rows}
+        images = view.take(list(rows)).images()  # only the rows shown (packed shards are read by row)
+        return {r: thumbnail_uri(image) for r, image in zip(rows, images)}
 
     return make
 
