@@ -85,7 +85,8 @@ def test_small_images_are_enlarged_crisply_and_big_ones_shrunk():
     assert size(big) == (72, 144)
 
 
-def test_thumbnails_fall_back_to_packed_pixels_when_the_originals_are_gone(review, tmp_path):
+@pytest.mark.parametrize("fmt", ["npz", "shards"])
+def test_thumbnails_fall_back_to_packed_pixels_when_the_originals_are_gone(review, tmp_path, fmt):
     import shutil
 
     from clpipe.components.common import prepare
@@ -93,7 +94,7 @@ def test_thumbnails_fall_back_to_packed_pixels_when_the_originals_are_gone(revie
     folder, _, tmp, _ = review
     copy = tmp_path / "copy"
     shutil.copytree(folder.root, copy)
-    prepare.prepare(dataset=str(copy), out=str(tmp_path / "packed"), resolution=32)
+    prepare.prepare(dataset=str(copy), out=str(tmp_path / "packed"), resolution=32, format=fmt)
     shutil.rmtree(copy)
     url = gallery.write_gallery(str(tmp / "masks"), str(tmp_path / "packed"), str(tmp_path / "report"), top=6,
                                 per_class=1)
