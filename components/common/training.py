@@ -197,10 +197,9 @@ class _Batches:
     def scaled(self, images: torch.Tensor) -> torch.Tensor:
         """(B, R, R, 3) uint8 -> (B, 3, R, R) in the loader's dtype, / 255 and normalised."""
         x = images.permute(0, 3, 1, 2).to(self.dtype).div_(255)
-        if self.mean is not None:
-            m = torch.tensor(self.mean, dtype=self.dtype, device=x.device).view(1, 3, 1, 1)
-            s = torch.tensor(self.std, dtype=self.dtype, device=x.device).view(1, 3, 1, 1)
-            x = (x - m) / s
+        if self.mean is not None:  # in place: a whole split in memory is scaled at once
+            x.sub_(torch.tensor(self.mean, dtype=self.dtype, device=x.device).view(1, 3, 1, 1))
+            x.div_(torch.tensor(self.std, dtype=self.dtype, device=x.device).view(1, 3, 1, 1))
         return x
 
     def __len__(self) -> int:
