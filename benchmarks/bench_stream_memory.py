@@ -6,6 +6,8 @@ fresh process, runs one epoch of the loader a fold trainer builds (``training.ma
 augmented, normalised batches of 512; no network, so the loader's cost is what is measured), first without
 a limit and then under a data-segment limit (``RLIMIT_DATA``: the process's anonymous memory, which is
 what a container's memory limit bounds; the chunk files litdata maps are page cache the kernel can drop).
+Also prints how fast litdata reads rows in a random order (what the streamed loader asks for) with its
+default decode window and with ``batch_decode=0``, the setting ``shards.ShardReader`` uses.
 Prints per run: images/s, peak anonymous RSS (``RssAnon`` of /proc/self/status, sampled every 20 ms),
 peak RSS, and whether the epoch completed. Figures go to docs/benchmarks.md ("Training from shards").
 
@@ -104,6 +106,23 @@ def one_epoch(dataset: str, limit_mb: int | None) -> dict:
             "peak_rss_mb": memory.rss / 2**20, "completed": error is None, "error": error}
 
 
+def random_access(shards_split: str, n: int = 5000) -> dict[str, float]:
+    """images/s of litdata reading ``n`` rows of a packed split in a random order, per decode setting."""
+    from litdata import StreamingDataset
+
+    rates = {}
+    for name, batch_decode in (("litdata default (decode window)", "auto"), ("batch_decode=0 (clpipe)", 0)):
+        dataset = StreamingDataset(shards_split, shuffle=False, batch_decode=batch_decode,
+                                   cache_dir=tempfile.mkdtemp(prefix="bench-stream-cache-"))
+        rows = np.random.default_rng(0).permutation(len(dataset))[:n]
+        dataset[0]  # opens the index and maps the first chunk
+        started = time.perf_counter()
+        for row in rows:
+            dataset[int(row)]
+        rates[name] = len(rows) / (time.perf_counter() - started)
+    return rates
+
+
 def in_child(dataset: str, limit_mb: int | None) -> dict:
     """:func:`one_epoch` in a fresh interpreter (peak memory is per process)."""
     code = ["--child", dataset] + (["--limit-mb", str(limit_mb)] if limit_mb else [])
@@ -134,6 +153,8 @@ def main() -> None:
         print(f"# {n:,} CIFAR-10 train images at {args.resolution} px ({pixels_mb:,.0f} MB of uint8 pixels), packed "
               f"in {time.perf_counter() - started:.0f} s; {platform.machine()}, {os.cpu_count()} CPUs, "
               f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
+        for name, rate in random_access(os.path.join(folders["shards"], "train")).items():
+            print(f"random-order reads, {name}: {rate:,.0f} images/s")
         for limit in (None, args.limit_mb):
             for fmt, folder in folders.items():
                 r = in_child(folder, limit)
