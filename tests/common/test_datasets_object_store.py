@@ -67,3 +67,25 @@ def test_shards_packed_on_the_store_stream_back(env, uploaded):
         view = datasets.open_split(url).pixels()[rows]
         np.testing.assert_array_equal(np.asarray(view), local.images()[rows])
     np.testing.assert_array_equal(streamed.images(), local.images())
+
+
+def test_a_trainers_loader_streams_shards_from_the_store_as_it_batches_them_in_memory(env, uploaded):
+    """Two epochs of the fold trainer's loader (shuffled, augmented, normalised) from shards on the store:
+    the same batches as from the same pixels in memory."""
+    import torch
+    from clpipe.components.common import training
+
+    folder, _ = uploaded
+    prepare.prepare(dataset=str(folder.root), out=f"s3://{BUCKET}/packed-for-training", resolution=16,
+                    format="shards")
+    streamed = datasets.open_split(f"minio://{BUCKET}/packed-for-training")
+    local = datasets.open_split(str(folder.root), resolution=16)
+    settings = dict(batch_size=16, device=torch.device("cpu"), shuffle=True, augment=training.Augment(pad=2),
+                    mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), order_seed=3, aug_seed=4)
+    from_store = training.make_loader(streamed.pixels(), streamed.labels, **settings)
+    in_memory = training.make_loader(local.images(), local.labels, **settings)
+    assert isinstance(from_store, training.StreamLoader)
+    for _ in range(2):
+        for (x, y, r), (sx, sy, sr) in zip(in_memory, from_store, strict=True):
+            assert torch.equal(sx, x) and torch.equal(sy, y) and torch.equal(sr, r)
+
