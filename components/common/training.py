@@ -3,7 +3,9 @@
 The speed recipe follows airbench (KellerJordan/cifar10-airbench): the whole dataset
 lives on the device as one tensor, batches are index lookups, augmentation (random crop
 with padding, horizontal flip) runs batched on the device, and there are no loader
-workers. On CUDA: channels_last, and by default bf16 autocast with fp16 inputs and TF32
+workers. A split packed as shards because it is larger than memory is streamed instead
+(:class:`StreamLoader`: the same batches, read by row from the shards as they are needed).
+On CUDA: channels_last, and by default bf16 autocast with fp16 inputs and TF32
 (``precision="bf16"``); ``precision="fp32"`` keeps inputs and arithmetic in true fp32
 (TF32 off), as the 2019-2020 reference runs had it. On the CPU everything is float32 and,
 for a fixed seed, bit-for-bit repeatable (``torch.use_deterministic_algorithms``).
