@@ -38,7 +38,7 @@ from clpipe.components.common.errors import InputError
 from clpipe.components.common.image import LOCAL_IMAGES, LOCAL_REGISTRY, Images
 from clpipe.components.common.kfp_component import TaskSettings
 
-from .config import BenchmarkParams, add_param_arguments, params_from_args
+from .config import BenchmarkParams, add_param_arguments, in_config, params_from_args
 
 log = logging.getLogger("clpipe")
 #: Training tasks kfp.local can run at once: 2 loop iterations of conditions x 2 of folds/methods.
@@ -171,9 +171,9 @@ def _local_inputs(params: BenchmarkParams) -> list[str]:
     return sorted(d for d in dirs if not any(d.startswith(other + os.sep) for other in dirs))
 
 
-def expected_tasks(params: BenchmarkParams, prepare: bool = False) -> dict[str, int]:
+def expected_tasks(params: BenchmarkParams, prepare: bool = False, coteach: bool = True) -> dict[str, int]:
     """How many tasks of each component the pipeline runs for ``params`` (the progress bars' totals);
-    ``prepare``: whether it starts with the prepare task."""
+    ``prepare``: whether it starts with the prepare task; ``coteach``: whether Co-Teaching runs."""
     n = len(params.conditions)
     given = sum(1 for c in params.conditions if c.pred_probs)
     return {
@@ -184,8 +184,9 @@ def expected_tasks(params: BenchmarkParams, prepare: bool = False) -> dict[str, 
         "fold-train": (n - given) * params.n_folds,
         "combine-folds": n - given,
         "make-masks": n,
-        "coteach": n * len(params.methods),
-        "condition-results": n,
+        "coteach": n * len(params.methods) * coteach,
+        "condition-results": n * coteach,
+        "detection-results": n * (not coteach),
         "report": 1,
     }
 
@@ -262,18 +263,18 @@ def run_locally(
     (:func:`_log_path`) and, with ``verbose``, to stderr as well; stderr shows one progress bar per
     stage (:mod:`.progress`).
     """
-    from .pipeline import needs_prepare, pipeline_arguments, pipeline_for
+    from .pipeline import needs_prepare, pipeline_arguments, pipeline_for, runs_coteach
     from .progress import RunLog, StageBars
 
     if runner.kind not in RUNNERS:
         raise InputError("--runner", "", f"must be one of {RUNNERS}, got {runner.kind!r}")
     check_inputs(params)
-    prepare = needs_prepare(params)
+    prepare, coteach = needs_prepare(params), runs_coteach(params)
     root = _local_root(output, pipeline_root)
     settings = _init_runner(runner, params, root)
     log_path = _log_path(output, root)
     started = time.perf_counter()
-    bars = StageBars(expected_tasks(params, prepare))
+    bars = StageBars(expected_tasks(params, prepare, coteach))
     with open(log_path, "w", encoding="utf-8", buffering=1) as log_file:  # line-buffered: tail -f works
         stream = RunLog(_Tee(log_file, sys.stderr) if verbose else log_file, bars)
         with (
@@ -289,7 +290,8 @@ def run_locally(
             warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
             try:
-                task = pipeline_for(params, settings, prepare)(**pipeline_arguments(params, prepare))
+                pipeline = pipeline_for(params, settings, prepare, coteach)
+                task = pipeline(**pipeline_arguments(params, prepare, coteach))
             finally:
                 bars.close()
     wall_s = time.perf_counter() - started
@@ -302,7 +304,7 @@ def run_locally(
 
 
 def run(args: argparse.Namespace) -> None:
-    from clpipe.components.common.artifacts import LabelIssues
+    from clpipe.components.common.artifacts import LabelIssues, Review
     from clpipe.components.report.cli import REVIEW_PREFIX
     from clpipe.components.report.gallery import GALLERY_FILE
     from clpipe.components.report.logic import headline_markdown
@@ -310,8 +312,11 @@ def run(args: argparse.Namespace) -> None:
     params, others = params_from_args(args, extra=("output",))
     output = args.output or others.get("output") or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
     runner = Runner(args.runner, Images.for_registry(args.registry), args.docker_gpus)
-    result = run_locally(params.with_local_paths_resolved(os.getcwd()), output, args.pipeline_root, runner,
-                         verbose=args.verbose)
+    try:
+        result = run_locally(params.with_local_paths_resolved(os.getcwd()), output, args.pipeline_root, runner,
+                             verbose=args.verbose)
+    except InputError as e:  # a parameter checked against the dataset (coteach) names the config that set it
+        raise in_config(e, args) from None
     print()
     print(headline_markdown(result.results))
     print(f"report: {storage.join(result.report, 'report.html')} (also report.md, results.csv, detection.csv, "
@@ -320,7 +325,8 @@ def run(args: argparse.Namespace) -> None:
         if record.get("review"):
             folder = storage.join(result.report, REVIEW_PREFIX + record["condition"]["name"])
             print(f"label issues to review ({record['condition']['name']}): {storage.join(folder, GALLERY_FILE)} "
-                  f"(ranked: {storage.join(folder, LabelIssues.FILE)})")
+                  f"(ranked: {storage.join(folder, LabelIssues.FILE)}; labels without them: "
+                  f"{storage.join(folder, Review.CLEANED)})")
     print(f"log: {result.log}; task outputs: {result.pipeline_root}; wall time {result.wall_s:.0f} s")
 
 

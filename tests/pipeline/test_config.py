@@ -85,6 +85,15 @@ def test_your_data_config():
     assert (params.resolution, params.fold_arch, params.issue_method) == (64, "auto", "cl_pbnr")
 
 
+def test_coteach_is_auto_unless_set_and_yaml_on_off_are_its_values(tmp_path):
+    assert config.BenchmarkParams(dataset="d").coteach == "auto"
+    for text, value in (("on", "on"), ("off", "off"), ("'off'", "off"), ("auto", "auto")):
+        path = tmp_path / "c.yaml"
+        path.write_text(f"dataset: d\ncoteach: {text}\n")  # unquoted on/off: YAML 1.1 booleans
+        assert parse([str(path)])[0].coteach == value
+    assert parse([str(path), "--coteach", "off"])[0].coteach == "off"
+
+
 def test_urls_are_not_resolved():
     params = config.BenchmarkParams(
         dataset="gs://b/d", conditions=(Condition(name="a", labels="s3://x/l.json"),)
@@ -103,7 +112,8 @@ def test_urls_are_not_resolved():
         (["--dataset", "d", "--resolution", "4"], "resolution"),
         (["--dataset", "d", "--resolution", "-1"], "resolution"),
         (["--dataset", "d", "--issue-method", "none"], "issue_method"),
-        (["--dataset", "d", "--coteach-forget-rate", "lots"], ""),
+        (["--dataset", "d", "--coteach", "maybe"], "coteach"),
+        (["--dataset", "d", "--coteach-forget-rate", "lots"], "coteach_forget_rate"),
         (["--dataset", "d", "--coteach-epochs", "-1"], "coteach_epochs"),
         (
             ["--dataset", "d", "--condition", "name=a,noise=0.2", "--condition", "name=a,noise=0.4"],
