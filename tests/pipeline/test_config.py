@@ -82,7 +82,7 @@ def test_your_data_config():
     params, others = parse([str(REPO / "pipelines" / "configs" / "your-data.yaml")])
     assert others == {"output": "runs/my-images"} and params.dataset == "my-images"
     assert [(c.name, c.noise, c.labels, c.pred_probs) for c in params.conditions] == [("as-given", 0.0, "", "")]
-    assert (params.resolution, params.fold_arch, params.issue_method) == (64, "auto", "cl_pbnr")
+    assert (params.resolution, params.fold_arch, params.issue_method, params.coteach) == (64, "auto", "cl_pbnr", "auto")
 
 
 def test_coteach_is_auto_unless_set_and_yaml_on_off_are_its_values(tmp_path):
