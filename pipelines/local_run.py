@@ -303,6 +303,20 @@ def run_locally(
                     wall_s=wall_s)
 
 
+def trained_models(results: Sequence[dict]) -> list[tuple[str, str, str]]:
+    """(condition, method, model folder) of every Co-Teaching run of a local run that exported a model: the
+    ``model/`` folder of each run the condition records name (kfp.local's task outputs, local paths)."""
+    from clpipe.components.common.artifacts import CoteachRun
+
+    models = []
+    for record in results:
+        for key, url in record["sources"].items():
+            model = storage.join(url, CoteachRun.MODEL)
+            if key.startswith("runs/") and storage.exists(model):
+                models.append((record["condition"]["name"], CoteachRun.read(url).metrics["method"], model))
+    return models
+
+
 def run(args: argparse.Namespace) -> None:
     from clpipe.components.common.artifacts import LabelIssues, Review
     from clpipe.components.report.cli import REVIEW_PREFIX
@@ -327,6 +341,8 @@ def run(args: argparse.Namespace) -> None:
             print(f"label issues to review ({record['condition']['name']}): {storage.join(folder, GALLERY_FILE)} "
                   f"(ranked: {storage.join(folder, LabelIssues.FILE)}; labels without them: "
                   f"{storage.join(folder, Review.CLEANED)})")
+    for name, method, model in trained_models(result.results):
+        print(f"trained model ({name}, {method}): {model} (clpipe predict --model {model} IMAGES...)")
     print(f"log: {result.log}; task outputs: {result.pipeline_root}; wall time {result.wall_s:.0f} s")
 
 
