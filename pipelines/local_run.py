@@ -176,6 +176,7 @@ def expected_tasks(params: BenchmarkParams, prepare: bool = False, coteach: bool
     ``prepare``: whether it starts with the prepare task; ``coteach``: whether Co-Teaching runs."""
     n = len(params.conditions)
     given = sum(1 for c in params.conditions if c.pred_probs)
+    both_kinds = 0 < given < n  # then the report task is the adapter over both loops
     return {
         "prepare-dataset": int(prepare),
         "noisy-labels": n,
@@ -187,7 +188,8 @@ def expected_tasks(params: BenchmarkParams, prepare: bool = False, coteach: bool
         "coteach": n * len(params.methods) * coteach,
         "condition-results": n * coteach,
         "detection-results": n * (not coteach),
-        "report": 1,
+        "report": int(not both_kinds),
+        "report-of-both-kinds": int(both_kinds),
     }
 
 

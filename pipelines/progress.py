@@ -41,6 +41,7 @@ STAGE_NAMES: Mapping[str, str] = {
     "condition-results": "condition results",
     "detection-results": "condition results",
     "report": "report",
+    "report-of-both-kinds": "report",
 }
 
 
