@@ -411,10 +411,10 @@ def cost_markdown(results: Iterable[Mapping]) -> str:
         ct_cell = f"{ct:.0f}" if r["runs"] else "-"  # not run: no time to show
         lines.append(f"| {r['condition']['name']} | {cv:.0f} | {ct_cell} | {devices} |")
     hours = total / 3600
-    lines += ["", f"Total task time of the training stages: {total:.0f} s = {hours:.2f} device-hours "
-              f"({hours / SEED_GPU_HOURS:.2%} of the seed's about {SEED_GPU_HOURS:.0f} GPU-hours for one trial of "
-              "the table; task time, not wall time: tasks that ran side by side count separately). "
-              "Fold times include loading the data; the mask and report stages take seconds."]
+    lines += ["", (f"Total task time of the training stages: {total:.0f} s = {hours:.2f} device-hours "
+                   f"({hours / SEED_GPU_HOURS:.2%} of the seed's about {SEED_GPU_HOURS:.0f} GPU-hours for one trial "
+                   "of the table; task time, not wall time: tasks that ran side by side count separately). "
+                   "Fold times include loading the data; the mask and report stages take seconds.")]
     return "\n".join(lines)
 
 
