@@ -9,6 +9,7 @@ methods, ...) stay pipeline parameters. The output is byte-reproducible.
 Examples:
   clpipe compile -o pipelines/clpipe_pipeline.yaml              # the committed golden file
   clpipe compile -o /tmp/your-data.yaml --prepare                # for ImageFolders, manifests, a resolution
+  clpipe compile -o /tmp/label-errors.yaml --prepare --coteach off  # label errors only (no test split)
   clpipe compile -o /tmp/kind.yaml --registry localhost:5000/clpipe --gpus 0
   clpipe compile -o /tmp/vertex.yaml --target vertex --pipeline-root gs://BUCKET/clpipe \\
       --vertex-accelerator NVIDIA_H100_80GB --gpus 1
@@ -29,9 +30,13 @@ from clpipe.components.common.kfp_component import TARGETS, Resources, TaskSetti
 
 from clpipe import __version__
 
+from .config import COTEACH
+
 #: The committed compiled pipeline (tests/pipeline/test_golden.py keeps it current).
 GOLDEN = Path(__file__).with_name("clpipe_pipeline.yaml")
 REGENERATE = "clpipe compile -o pipelines/clpipe_pipeline.yaml"
+#: ``clpipe compile --coteach``: the config's ``coteach`` less ``auto`` (there is no dataset to look at).
+COTEACH_BUILDS = tuple(c for c in COTEACH if c != "auto")
 
 
 #: Defaults of the compile-time settings: those of TaskSettings (one place).
@@ -183,18 +188,23 @@ def settings_from_args(args: argparse.Namespace) -> TaskSettings:
 
 
 def compile_pipeline(
-    path: str, settings: TaskSettings | None = None, kinds: Sequence[str] | None = None, prepare: bool = False
+    path: str,
+    settings: TaskSettings | None = None,
+    kinds: Sequence[str] | None = None,
+    prepare: bool = False,
+    coteach: bool = True,
 ) -> None:
     """Writes the compiled pipeline (KFP IR YAML) to ``path``, byte-reproducibly.
 
     ``kinds``: the kinds of condition to build loops for (default all, :data:`.pipeline.KINDS`);
-    ``prepare``: start with the task that prepares the dataset (``clpipe data prepare``).
+    ``prepare``: start with the task that prepares the dataset (``clpipe data prepare``);
+    ``coteach``: train Co-Teaching after finding the label errors (without: label errors only).
     """
     from kfp import compiler
 
     from .pipeline import KINDS, build_pipeline
 
-    pipeline = build_pipeline(settings, kinds or KINDS, prepare)
+    pipeline = build_pipeline(settings, kinds or KINDS, prepare, coteach)
     compiler.Compiler().compile(pipeline, package_path=str(path))
     _rewrite_header(Path(path), pipeline.description)
 
@@ -224,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prepare", action="store_true",
                    help="start with a task that prepares the dataset (an ImageFolder or manifest, or a "
                    "'resolution' parameter); without it the dataset must already be .npz files or prepared")
+    p.add_argument("--coteach", choices=COTEACH_BUILDS, default=COTEACH_BUILDS[0],
+                   help="'on' (default): train Co-Teaching after finding the label errors, scored on the "
+                   "test split; 'off': find label errors only (for a dataset without a test split)")
     add_compile_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -240,7 +253,7 @@ def check_output_file(path: str) -> None:
 
 def run(args: argparse.Namespace) -> None:
     check_output_file(args.output)
-    compile_pipeline(args.output, settings_from_args(args), prepare=args.prepare)
+    compile_pipeline(args.output, settings_from_args(args), prepare=args.prepare, coteach=args.coteach == "on")
     cli.log.info("wrote %s", args.output)
 
 

@@ -4,6 +4,9 @@
 pipeline function (:mod:`.pipeline`) takes exactly these names with these defaults (a test
 holds them together), ``clpipe run`` and ``clpipe submit`` read them from a YAML file
 and/or flags, and :meth:`BenchmarkParams.arguments` turns them into the KFP run arguments.
+Two of them also choose what the pipeline is built with when ``clpipe run``/``submit`` build it:
+``resolution`` (a first task preparing the images) and ``coteach`` (whether Co-Teaching runs
+after the label errors are found; it is never a pipeline parameter itself).
 
 Config file (every key optional except ``dataset`` and ``conditions``; flags override it)::
 
@@ -14,6 +17,7 @@ Config file (every key optional except ``dataset`` and ``conditions``; flags ove
       - {name: gen-n0.2-s0, noise: 0.2, sparsity: 0.0, seed: 1}
     n_folds: 2
     fold_arch: airbench-tiny
+    coteach: auto                            # on | off | auto: on when the dataset has a test split
     ...                                      # any other field of BenchmarkParams
 """
 
@@ -33,7 +37,7 @@ from clpipe.components.common.errors import InputError
 from clpipe.components.common.imaging import check_resolution
 from clpipe.components.common.methods import CL_METHODS, NO_PRUNING
 from clpipe.components.coteach.recipes import RECIPE_NAMES as COTEACH_RECIPES
-from clpipe.components.coteach.stage import coteach
+from clpipe.components.coteach.stage import coteach as coteach_stage
 from clpipe.components.fold_train.folds import FOLD_SPLITS, check_n_folds
 from clpipe.components.fold_train.recipes import ARCHS
 from clpipe.components.fold_train.stage import fold_train
@@ -58,6 +62,9 @@ MASK_COMPAT = ("", "cleanlab-2021")
 STRATIFY_BY = ("given", "dataset")
 #: ``resolution: 0``: the images' own size (then they must all have the same one).
 NATIVE_RESOLUTION = 0
+#: ``coteach``: train Co-Teaching (``on``), find label errors only (``off``), or ``auto``: on exactly when the
+#: dataset has a test split to score it on (``pipelines/pipeline.py`` ``runs_coteach``).
+COTEACH = ("auto", "on", "off")
 
 #: Help of each parameter (flags and docs); "0 = ..." marks recipe defaults.
 HELP = {
@@ -65,6 +72,8 @@ HELP = {
     "'clpipe data prepare' output (path or URL)",
     "resolution": "training resolution in pixels: images resized and centre-cropped once, by a first "
     "'prepare' task (0 = their own size)",
+    "coteach": "train Co-Teaching after finding the label errors: 'on', 'off' (label errors only) or 'auto' "
+    "(on when the dataset has a test split, which Co-Teaching is scored on)",
     "conditions": "noise conditions (name plus labels URL, or noise/sparsity/seed; optional pred_probs URL)",
     "n_folds": "K of the K-fold cross-validation (paper: 4)",
     "fold_arch": f"fold-trainer network, one of {ARCHS} (paper: resnet50; auto: by the resolution)",
@@ -104,16 +113,17 @@ class BenchmarkParams:
     fold_seed: int = default_of(fold_train, "seed")
     fold_stratify_by: str = default_of(fold_train, "stratify_by")
     fold_split: str = default_of(fold_train, "fold_split")
+    coteach: str = COTEACH[0]
     methods: tuple[str, ...] = ALL_METHODS
     mask_compat: str = ""
     issue_method: str = DEFAULT_ISSUE_METHOD
-    coteach_recipe: str = default_of(coteach, "recipe")
+    coteach_recipe: str = default_of(coteach_stage, "recipe")
     coteach_epochs: int = 0
     coteach_batch_size: int = 0
     coteach_lr: float = 0.0
     coteach_forget_rate: str = "recipe"
     coteach_cnn_width: int = 0
-    coteach_seed: int = default_of(coteach, "seed")
+    coteach_seed: int = default_of(coteach_stage, "seed")
     train_per_class: int = ALL_ROWS
     test_per_class: int = ALL_ROWS
     subset_seed: int = SUBSET_SEED
@@ -138,6 +148,7 @@ class BenchmarkParams:
             "coteach_recipe": COTEACH_RECIPES,
             "mask_compat": MASK_COMPAT,
             "issue_method": CL_METHODS,
+            "coteach": COTEACH,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -165,7 +176,10 @@ class BenchmarkParams:
         ):
             if getattr(self, name) < 0:
                 raise InputError("parameters", name, f"must be >= 0 (0 = default), got {getattr(self, name)}")
-        resolve_forget_rate(self.coteach_forget_rate, 0.0)
+        try:
+            resolve_forget_rate(self.coteach_forget_rate, 0.0)
+        except InputError as e:
+            raise InputError("parameters", "coteach_forget_rate", e.problem) from None
         if self.resolution != NATIVE_RESOLUTION:
             try:
                 check_resolution(self.resolution)
@@ -217,6 +231,8 @@ def params_from_mapping(data: Mapping, source: str) -> BenchmarkParams:
             )
         elif name == "methods":
             value = tuple(_method_list(value, source))
+        elif name == "coteach" and isinstance(value, bool):  # YAML 1.1 reads an unquoted on/off as a boolean
+            value = "on" if value else "off"
         elif kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         elif kind is not None and (not isinstance(value, kind) or isinstance(value, bool)):
@@ -313,13 +329,15 @@ def params_from_args(args: argparse.Namespace, extra: Sequence[str] = ()) -> tup
     try:
         return params_from_mapping(data, args.config or "flags"), others
     except InputError as e:
-        raise _in_config(e, args) from None
+        raise in_config(e, args) from None
 
 
-def _in_config(error: InputError, args: argparse.Namespace) -> InputError:
+def in_config(error: InputError, args: argparse.Namespace) -> InputError:
     """A check of the parameters (source ``parameters`` or ``condition 'x'``) on a value the config
-    file gave (no flag overrode it), re-sourced to that file, so the line names where to fix it."""
-    if not args.config or error.source.startswith(args.config):
+    file gave (no flag overrode it), re-sourced to that file, so the line names where to fix it; any
+    other error as it is."""
+    checked = error.source == "parameters" or error.source.startswith("condition ")
+    if not checked or not args.config or error.source.startswith(args.config):
         return error
     key = "conditions" if error.source.startswith("condition ") else error.field
     if getattr(args, key, None) is not None:  # the value came from a flag

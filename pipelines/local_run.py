@@ -38,7 +38,7 @@ from clpipe.components.common.errors import InputError
 from clpipe.components.common.image import LOCAL_IMAGES, LOCAL_REGISTRY, Images
 from clpipe.components.common.kfp_component import TaskSettings
 
-from .config import BenchmarkParams, add_param_arguments, params_from_args
+from .config import BenchmarkParams, add_param_arguments, in_config, params_from_args
 
 log = logging.getLogger("clpipe")
 #: Training tasks kfp.local can run at once: 2 loop iterations of conditions x 2 of folds/methods.
@@ -171,11 +171,12 @@ def _local_inputs(params: BenchmarkParams) -> list[str]:
     return sorted(d for d in dirs if not any(d.startswith(other + os.sep) for other in dirs))
 
 
-def expected_tasks(params: BenchmarkParams, prepare: bool = False) -> dict[str, int]:
+def expected_tasks(params: BenchmarkParams, prepare: bool = False, coteach: bool = True) -> dict[str, int]:
     """How many tasks of each component the pipeline runs for ``params`` (the progress bars' totals);
-    ``prepare``: whether it starts with the prepare task."""
+    ``prepare``: whether it starts with the prepare task; ``coteach``: whether Co-Teaching runs."""
     n = len(params.conditions)
     given = sum(1 for c in params.conditions if c.pred_probs)
+    both_kinds = 0 < given < n  # then the report task is the adapter over both loops
     return {
         "prepare-dataset": int(prepare),
         "noisy-labels": n,
@@ -184,9 +185,11 @@ def expected_tasks(params: BenchmarkParams, prepare: bool = False) -> dict[str, 
         "fold-train": (n - given) * params.n_folds,
         "combine-folds": n - given,
         "make-masks": n,
-        "coteach": n * len(params.methods),
-        "condition-results": n,
-        "report": 1,
+        "coteach": n * len(params.methods) * coteach,
+        "condition-results": n * coteach,
+        "detection-results": n * (not coteach),
+        "report": int(not both_kinds),
+        "report-of-both-kinds": int(both_kinds),
     }
 
 
@@ -262,18 +265,18 @@ def run_locally(
     (:func:`_log_path`) and, with ``verbose``, to stderr as well; stderr shows one progress bar per
     stage (:mod:`.progress`).
     """
-    from .pipeline import needs_prepare, pipeline_arguments, pipeline_for
+    from .pipeline import needs_prepare, pipeline_arguments, pipeline_for, runs_coteach
     from .progress import RunLog, StageBars
 
     if runner.kind not in RUNNERS:
         raise InputError("--runner", "", f"must be one of {RUNNERS}, got {runner.kind!r}")
     check_inputs(params)
-    prepare = needs_prepare(params)
+    prepare, coteach = needs_prepare(params), runs_coteach(params)
     root = _local_root(output, pipeline_root)
     settings = _init_runner(runner, params, root)
     log_path = _log_path(output, root)
     started = time.perf_counter()
-    bars = StageBars(expected_tasks(params, prepare))
+    bars = StageBars(expected_tasks(params, prepare, coteach))
     with open(log_path, "w", encoding="utf-8", buffering=1) as log_file:  # line-buffered: tail -f works
         stream = RunLog(_Tee(log_file, sys.stderr) if verbose else log_file, bars)
         with (
@@ -289,7 +292,8 @@ def run_locally(
             warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
             try:
-                task = pipeline_for(params, settings, prepare)(**pipeline_arguments(params, prepare))
+                pipeline = pipeline_for(params, settings, prepare, coteach)
+                task = pipeline(**pipeline_arguments(params, prepare, coteach))
             finally:
                 bars.close()
     wall_s = time.perf_counter() - started
@@ -301,8 +305,22 @@ def run_locally(
                     wall_s=wall_s)
 
 
+def trained_models(results: Sequence[dict]) -> list[tuple[str, str, str]]:
+    """(condition, method, model folder) of every Co-Teaching run of a local run that exported a model: the
+    ``model/`` folder of each run the condition records name (kfp.local's task outputs, local paths)."""
+    from clpipe.components.common.artifacts import CoteachRun
+
+    models = []
+    for record in results:
+        for key, url in record["sources"].items():
+            model = storage.join(url, CoteachRun.MODEL)
+            if key.startswith("runs/") and storage.exists(model):
+                models.append((record["condition"]["name"], CoteachRun.read(url).metrics["method"], model))
+    return models
+
+
 def run(args: argparse.Namespace) -> None:
-    from clpipe.components.common.artifacts import LabelIssues
+    from clpipe.components.common.artifacts import LabelIssues, Review
     from clpipe.components.report.cli import REVIEW_PREFIX
     from clpipe.components.report.gallery import GALLERY_FILE
     from clpipe.components.report.logic import headline_markdown
@@ -310,8 +328,11 @@ def run(args: argparse.Namespace) -> None:
     params, others = params_from_args(args, extra=("output",))
     output = args.output or others.get("output") or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
     runner = Runner(args.runner, Images.for_registry(args.registry), args.docker_gpus)
-    result = run_locally(params.with_local_paths_resolved(os.getcwd()), output, args.pipeline_root, runner,
-                         verbose=args.verbose)
+    try:
+        result = run_locally(params.with_local_paths_resolved(os.getcwd()), output, args.pipeline_root, runner,
+                             verbose=args.verbose)
+    except InputError as e:  # a parameter checked against the dataset (coteach) names the config that set it
+        raise in_config(e, args) from None
     print()
     print(headline_markdown(result.results))
     print(f"report: {storage.join(result.report, 'report.html')} (also report.md, results.csv, detection.csv, "
@@ -320,7 +341,10 @@ def run(args: argparse.Namespace) -> None:
         if record.get("review"):
             folder = storage.join(result.report, REVIEW_PREFIX + record["condition"]["name"])
             print(f"label issues to review ({record['condition']['name']}): {storage.join(folder, GALLERY_FILE)} "
-                  f"(ranked: {storage.join(folder, LabelIssues.FILE)})")
+                  f"(ranked: {storage.join(folder, LabelIssues.FILE)}; labels without them: "
+                  f"{storage.join(folder, Review.CLEANED)})")
+    for name, method, model in trained_models(result.results):
+        print(f"trained model ({name}, {method}): {model} (clpipe predict --model {model} IMAGES...)")
     print(f"log: {result.log}; task outputs: {result.pipeline_root}; wall time {result.wall_s:.0f} s")
 
 

@@ -12,6 +12,13 @@ Both then run the same tail: masks (CPU, the five confident-learning keep-masks)
 Co-Teaching (GPU, one run per method, in parallel) -> condition results (CPU). One **report**
 (CPU) collects the results of both loops (``dsl.Collected`` one level deep).
 
+**Label errors only.** Co-Teaching is scored on the dataset's test split. A run whose dataset has
+none (``coteach: auto``), or that sets ``coteach: off``, is built without it: the tail is masks ->
+condition results (:func:`detection_results`), and the Co-Teaching parameters
+(:data:`COTEACH_PARAMETERS`) are not pipeline parameters. Like the kinds of condition, this is
+decided when the run is built (:func:`runs_coteach`), not by a ``dsl.If`` in the pipeline: no task
+is built that would only fail or be skipped.
+
 Why two loops and no ``dsl.If``/``dsl.OneOf``: a ``OneOf`` consumer picks the branch whose DAG
 execution is COMPLETE or CACHED in ML Metadata (KFP 2.17.0 ``driver/resolve.go``
 ``GetProducerTask``), and only the launcher of a task that *ran* updates its DAG's state
@@ -48,15 +55,17 @@ from collections.abc import Callable, Mapping, Sequence
 
 from clpipe.components.combine_folds.component import combine_folds, given_pred_probs
 from clpipe.components.common.datasets import ALL_ROWS, resolve_split_url
+from clpipe.components.common.errors import InputError
 from clpipe.components.common.kfp_component import TaskSettings, cpu_task, gpu_task, stage_component
 from clpipe.components.common.prepare_component import prepare_dataset
-from clpipe.components.coteach.component import coteach
+from clpipe.components.common.splits import has_test_split
+from clpipe.components.coteach.component import coteach as coteach_component
 from clpipe.components.fold_train.component import fold_train, plan_folds
 from clpipe.components.make_masks.component import make_masks
 from clpipe.components.noisy_labels.component import noisy_labels
 from clpipe.components.report.component import condition_results, report
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Input, Markdown, Metrics, Output
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Output
 
 from .config import NATIVE_RESOLUTION, BenchmarkParams
 
@@ -71,6 +80,13 @@ FOLD_PARAMETERS = (
 )
 #: Parameters only the prepare task uses (a pipeline without one does not have them).
 PREPARE_PARAMETERS = ("resolution",)
+#: Parameters only Co-Teaching uses (a pipeline that finds label errors only does not have them).
+COTEACH_PARAMETERS = (
+    "methods", "coteach_recipe", "coteach_epochs", "coteach_batch_size", "coteach_lr", "coteach_forget_rate",
+    "coteach_cnn_width", "coteach_seed", "test_per_class",
+)
+#: Settings that choose what the pipeline is built with, never pipeline parameters themselves.
+BUILD_SETTINGS = ("coteach",)
 
 _REQUIRED = inspect.Parameter.empty
 
@@ -78,7 +94,7 @@ _REQUIRED = inspect.Parameter.empty
 def _parameter_types() -> dict[str, type]:
     """KFP types of BenchmarkParams' fields: scalars as they are, tuples as lists."""
     hints = typing.get_type_hints(BenchmarkParams)
-    types = {name: hint for name, hint in hints.items() if hint in (str, int, float)}
+    types = {name: hint for name, hint in hints.items() if hint in (str, int, float) and name not in BUILD_SETTINGS}
     return {**types, "conditions": list[dict], "methods": list[str]}
 
 
@@ -122,23 +138,65 @@ def needs_prepare(params: BenchmarkParams) -> bool:
     return not (train.endswith(".npz") or shards.is_shards(train))
 
 
-def pipeline_arguments(params: BenchmarkParams, prepare: bool | None = None) -> dict:
-    """The run arguments of :func:`pipeline_for` ``(params)``: the conditions split by kind, and the
-    prepare task's parameters when there is one (``prepare``; None = :func:`needs_prepare`)."""
+def runs_coteach(params: BenchmarkParams) -> bool:
+    """Whether the run trains Co-Teaching: ``coteach`` ``on`` or ``off`` as set; ``auto``: when the
+    dataset has a test split, which Co-Teaching is scored on.
+
+    A local dataset is looked at (a listing: :func:`~clpipe.components.common.splits.has_test_split`).
+    A remote one is judged by its URL alone, as in :func:`needs_prepare` (the submitting machine may
+    not reach the cluster's store): a single ``.npz`` or manifest is a train split alone, a folder is
+    taken to have a test split; if it has none, the Co-Teaching tasks fail naming the missing split,
+    and ``coteach: off`` finds the label errors alone.
+
+    Raises:
+        InputError: ``coteach`` is ``on`` and the dataset has no test split.
+    """
+    from clpipe.components.common import image_files, storage
+
+    if params.coteach == "off":
+        return False
+    dataset = params.dataset
+    if storage.is_local(dataset):
+        test_split = has_test_split(dataset)
+    else:
+        test_split = not (dataset.endswith(".npz") or image_files.is_manifest(dataset))
+    if params.coteach == "on" and not test_split:
+        raise InputError("parameters", "coteach", f"'on', but the dataset {dataset} has no test split to score "
+                         "Co-Teaching on (ROOT/test/<class>/..., or ROOT/*test.npz, *test.csv, *test.jsonl "
+                         "beside the train split): add one, or set coteach to 'off' or 'auto' to find the "
+                         "label errors only")
+    return test_split
+
+
+def pipeline_arguments(params: BenchmarkParams, prepare: bool | None = None, coteach: bool | None = None) -> dict:
+    """The run arguments of :func:`pipeline_for` ``(params)``: the conditions split by kind, the
+    prepare task's parameters when there is one (``prepare``; None = :func:`needs_prepare`) and
+    Co-Teaching's when it runs (``coteach``; None = :func:`runs_coteach`)."""
     arguments = params.arguments()
     conditions = arguments.pop("conditions")
     for kind in kinds_of(params):
         arguments[CONDITIONS_PARAMETER[kind]] = [c for c in conditions if kind_of(c) == kind]
+    dropped = list(BUILD_SETTINGS)
     if not (needs_prepare(params) if prepare is None else prepare):
-        for name in PREPARE_PARAMETERS:
-            del arguments[name]
+        dropped += PREPARE_PARAMETERS
+    if not (runs_coteach(params) if coteach is None else coteach):
+        dropped += COTEACH_PARAMETERS
+    for name in dropped:
+        del arguments[name]
     return arguments
 
 
-def pipeline_for(params: BenchmarkParams, settings: TaskSettings | None = None, prepare: bool | None = None):
-    """The pipeline with the loops (and the prepare task) the run of ``params`` needs (arguments:
-    :func:`pipeline_arguments`; ``prepare``: None = :func:`needs_prepare`)."""
-    return build_pipeline(settings, kinds_of(params), needs_prepare(params) if prepare is None else prepare)
+def pipeline_for(params: BenchmarkParams, settings: TaskSettings | None = None, prepare: bool | None = None,
+                 coteach: bool | None = None):
+    """The pipeline with the loops (and the prepare task, and Co-Teaching) the run of ``params`` needs
+    (arguments: :func:`pipeline_arguments`; ``prepare``: None = :func:`needs_prepare`; ``coteach``:
+    None = :func:`runs_coteach`)."""
+    return build_pipeline(
+        settings,
+        kinds_of(params),
+        needs_prepare(params) if prepare is None else prepare,
+        runs_coteach(params) if coteach is None else coteach,
+    )
 
 
 def _pipeline(
@@ -196,9 +254,50 @@ def report_of_both_kinds(
     )
 
 
-def build_pipeline(settings: TaskSettings | None = None, kinds: Sequence[str] = KINDS, prepare: bool = False):
+@stage_component("cpu")
+def detection_results(
+    dataset: str,
+    subset_per_class: int,
+    subset_seed: int,
+    labels: Input[Dataset],
+    pred_probs_uri: str,
+    masks: Input[Dataset],
+    result: Output[Artifact],
+    metrics: Output[Metrics],
+    confusion: Output[ClassificationMetrics],
+    gallery: Output[HTML],
+    label_issues: Output[Dataset],
+):
+    """The report stage's condition-results component for a run that finds label errors only.
+
+    A KFP list input comes from a loop, and this run has no Co-Teaching loop, so this calls the
+    condition-results component's own function with no runs: the same record (which then says why
+    no model was trained), metrics, confusion matrix, gallery and ranked label issues.
+    """
+    from clpipe.components.report.component import condition_results as stage
+
+    stage.func(
+        dataset=dataset,
+        subset_per_class=subset_per_class,
+        subset_seed=subset_seed,
+        labels=labels,
+        pred_probs_uri=pred_probs_uri,
+        masks=masks,
+        runs=[],
+        result=result,
+        metrics=metrics,
+        confusion=confusion,
+        gallery=gallery,
+        label_issues=label_issues,
+    )
+
+
+def build_pipeline(
+    settings: TaskSettings | None = None, kinds: Sequence[str] = KINDS, prepare: bool = False, coteach: bool = True
+):
     """The pipeline function, its components built on the images of ``settings``, one loop per kind,
-    and with ``prepare`` a first task preparing the dataset."""
+    with ``prepare`` a first task preparing the dataset, and without ``coteach`` no Co-Teaching
+    (label errors only)."""
     settings = settings or TaskSettings()
     if not kinds or set(kinds) - set(KINDS):
         raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {kinds!r}")
@@ -210,14 +309,15 @@ def build_pipeline(settings: TaskSettings | None = None, kinds: Sequence[str] = 
         fold_train.build(images),
         combine_folds.build(images),
     )
-    masks_op, coteach_op = make_masks.build(images), coteach.build(images)
-    results_op = condition_results.build(images)
+    masks_op, coteach_op = make_masks.build(images), coteach_component.build(images)
+    results_op = (condition_results if coteach else detection_results).build(images)
 
     def labels_task(p: Mapping):
         return cpu_task(labels_op(dataset=p["dataset"], condition=p["condition"]), settings, "noisy labels")
 
     def masks_coteach_results(p: Mapping, labels, pred_probs_uri, subset_per_class):
-        """The tail both kinds share: masks -> Co-Teaching per method -> the condition's results.
+        """The tail both kinds share: masks -> Co-Teaching per method (unless label errors only) -> the
+        condition's results.
 
         ``subset_per_class``: the rows the pred_probs describe (the cross-validated subset, or all).
         """
@@ -233,6 +333,16 @@ def build_pipeline(settings: TaskSettings | None = None, kinds: Sequence[str] = 
             settings,
             "make masks",
         )
+        inputs = {
+            "dataset": p["dataset"],
+            "subset_per_class": p["train_per_class"],
+            "subset_seed": p["subset_seed"],
+            "labels": labels,
+            "pred_probs_uri": pred_probs_uri,
+            "masks": masks.outputs["masks"],
+        }
+        if not coteach:
+            return cpu_task(results_op(**inputs), settings, "condition results").outputs["result"]
         with dsl.ParallelFor(p["methods"], parallelism=settings.task_parallelism, name="methods") as method:
             run = gpu_task(
                 coteach_op(
@@ -255,17 +365,7 @@ def build_pipeline(settings: TaskSettings | None = None, kinds: Sequence[str] = 
                 "co-teaching",
             )
         results = cpu_task(
-            results_op(
-                dataset=p["dataset"],
-                subset_per_class=p["train_per_class"],
-                subset_seed=p["subset_seed"],
-                labels=labels,
-                pred_probs_uri=pred_probs_uri,
-                masks=masks.outputs["masks"],
-                runs=dsl.Collected(run.outputs["run"]),
-            ),
-            settings,
-            "condition results",
+            results_op(**inputs, runs=dsl.Collected(run.outputs["run"])), settings, "condition results"
         )
         return results.outputs["result"]
 
@@ -314,10 +414,11 @@ def build_pipeline(settings: TaskSettings | None = None, kinds: Sequence[str] = 
         return masks_coteach_results(p, labels, given.outputs["Output"], ALL_ROWS)
 
     # Per-condition sub-pipelines: every run parameter they use (no defaults) and the condition.
+    without = () if coteach else COTEACH_PARAMETERS
     shared = {
         n: (t, _REQUIRED)
         for n, t in PARAMETER_TYPES.items()
-        if n not in ("conditions", *FOLD_PARAMETERS, *PREPARE_PARAMETERS)
+        if n not in ("conditions", *FOLD_PARAMETERS, *PREPARE_PARAMETERS, *without)
     }
     condition_input = {"condition": (dict, _REQUIRED)}
     per_condition = {
@@ -360,7 +461,7 @@ def build_pipeline(settings: TaskSettings | None = None, kinds: Sequence[str] = 
     root_inputs = {
         n: (t, DEFAULT.get(n, _REQUIRED))
         for n, t in PARAMETER_TYPES.items()
-        if n not in ("conditions", *PREPARE_PARAMETERS)
+        if n not in ("conditions", *PREPARE_PARAMETERS, *without)
     }
     for kind in kinds:
         default = [c for c in DEFAULT["conditions"] if kind_of(c) == kind]

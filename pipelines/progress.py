@@ -39,7 +39,9 @@ STAGE_NAMES: Mapping[str, str] = {
     "make-masks": "find label errors",
     "coteach": "Co-Teaching",
     "condition-results": "condition results",
+    "detection-results": "condition results",
     "report": "report",
+    "report-of-both-kinds": "report",
 }
 
 

@@ -50,14 +50,16 @@ from clpipe.components.common.cli import ArgumentParser
 from clpipe.components.common.errors import InputError
 
 from .compile import add_compile_arguments, compile_pipeline, settings_from_args
-from .config import add_param_arguments, params_from_args
+from .config import add_param_arguments, in_config, params_from_args
 from .pipeline import (
     CONDITIONS_PARAMETER,
+    COTEACH_PARAMETERS,
     PIPELINE_NAME,
     PREPARE_PARAMETERS,
     kinds_of,
     needs_prepare,
     pipeline_arguments,
+    runs_coteach,
 )
 
 log = logging.getLogger("clpipe")
@@ -133,7 +135,12 @@ def run_arguments(package_text: str, params) -> dict:
     if needs_prepare(params) and not prepares:
         raise InputError("--package", "resolution", "the package has no prepare task, which this dataset or "
                          "resolution needs: compile it with --prepare")
-    arguments = pipeline_arguments(params, prepares)
+    coteach, package_coteach = runs_coteach(params), all(p in inputs for p in COTEACH_PARAMETERS)
+    if coteach != package_coteach:
+        has, run = ("has", "finds label errors only") if package_coteach else ("has no", "trains Co-Teaching")
+        raise InputError("--package", "coteach", f"the package {has} Co-Teaching, and this run {run} "
+                         f"(coteach {params.coteach!r}): compile it with --coteach {'on' if coteach else 'off'}")
+    arguments = pipeline_arguments(params, prepares, coteach)
     for kind, parameter in CONDITIONS_PARAMETER.items():
         if parameter in arguments and parameter not in inputs:
             raise InputError("--package", parameter, f"the package has no loop for {kind} conditions")
@@ -147,7 +154,7 @@ def _package_text(args: argparse.Namespace, params, tmp: str) -> str:
     if args.package:
         return Path(args.package).read_text()
     path = os.path.join(tmp, "clpipe_pipeline.yaml")
-    compile_pipeline(path, settings_from_args(args), kinds_of(params), needs_prepare(params))
+    compile_pipeline(path, settings_from_args(args), kinds_of(params), needs_prepare(params), runs_coteach(params))
     return Path(path).read_text()
 
 
@@ -296,6 +303,13 @@ def _finished(run_id: str, state: str, url: str, details: str = "") -> None:
 
 def run(args: argparse.Namespace) -> None:
     params, _ = params_from_args(args, extra=("output",))
+    try:
+        _submit(args, params)
+    except InputError as e:  # a parameter checked against the dataset (coteach) names the config that set it
+        raise in_config(e, args) from None
+
+
+def _submit(args: argparse.Namespace, params) -> None:
     run_name = args.run_name or f"clpipe-{time.strftime('%Y%m%d-%H%M%S')}"
     with tempfile.TemporaryDirectory() as tmp:
         text = _package_text(args, params, tmp)

@@ -125,8 +125,15 @@ def url_to_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     fs_url, options = _fs_url(url)
     if "://" in fs_url and not fs_url.startswith(("file://", "memory://")):
         _quiet_aiohttp_write_noise()
-    try:
+    with _known_scheme(url):
         return fsspec.core.url_to_fs(fs_url, **options)
+
+
+@contextlib.contextmanager
+def _known_scheme(url: str) -> Iterator[None]:
+    """fsspec's errors for a scheme it does not know, or whose package is missing, as an InputError naming ``url``."""
+    try:
+        yield
     except ValueError as e:
         if "Protocol not known" not in str(e):
             raise
@@ -173,14 +180,20 @@ def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
 
 
-def _fs_is_local(fs: fsspec.AbstractFileSystem) -> bool:
+def _fs_is_local(fs: fsspec.AbstractFileSystem | type[fsspec.AbstractFileSystem]) -> bool:
     return "file" in _protocols(fs)
 
 
 def is_local(url: str) -> bool:
-    """True for plain paths and ``file://`` URLs."""
-    fs, _ = url_to_fs(url)
-    return _fs_is_local(fs)
+    """True for plain paths and ``file://`` URLs.
+
+    Told by the URL's filesystem class, without making a filesystem: making one can take seconds (gcsfs looks
+    for Google credentials first, 15 s on a machine outside Google Cloud without them), and the pipeline asks
+    this of every dataset URL when it is built.
+    """
+    fs_url, _ = _fs_url(url)
+    with _known_scheme(url):
+        return _fs_is_local(fsspec.get_filesystem_class(fsspec.utils.get_protocol(fs_url)))
 
 
 def join(url: str, *parts: str) -> str:

@@ -4,9 +4,11 @@
   pred_probs, make-masks, one coteach run per method) into ``--out DIR/condition.json``;
   with ``--dataset``, the masks are also scored against the dataset's labels, and when
   make-masks wrote the review files (it was given the dataset) ``DIR`` also holds
-  ``label_issues.csv``, ``issues_per_class.csv``, ``cleaned_labels.json`` (the labels without
-  the rows the issue method flags) and the review gallery ``gallery.html``
-  (:mod:`.gallery`; thumbnails from the dataset).
+  ``label_issues.csv``, ``issues_per_class.csv``, ``noise_matrix.csv`` (the estimated
+  ``P(given | true)`` with class names), ``cleaned_labels.json`` (the labels without the rows
+  the issue method flags) and the review gallery ``gallery.html`` (:mod:`.gallery`; thumbnails
+  from the dataset). Without any ``RUN_DIR`` the record says why no model was trained (the
+  dataset has no test split, or Co-Teaching was not run).
 - ``render``: lay out the ``condition.json`` of every condition like the paper's Table 2
   and write ``--out DIR``: ``report.md``, ``report.html`` (self-contained), ``results.csv``
   (one row per condition and Co-Teaching run), ``detection.csv`` (one row per condition and
@@ -33,6 +35,7 @@ from ..common.artifacts import LabelIssues, Review, labels_url
 from ..common.datasets import ALL_ROWS, CIFAR10_CLASSES, Split, open_split, subset_rows
 from ..common.errors import InputError
 from ..common.labels import load_labels
+from ..common.splits import has_test_split
 from . import detection, gallery, logic
 
 CONDITION_FILE = "condition.json"
@@ -40,9 +43,11 @@ PLOTS_DIR = "plots"
 #: Where the report keeps each condition's review files: <REVIEW_PREFIX><condition>/<file> (one level:
 #: a stage output is at most two levels deep, ``storage.MAX_OUTPUT_DEPTH``).
 REVIEW_PREFIX = "review-"
-#: The review files a condition record's folder holds (make-masks' tables, then the gallery).
+#: The review files a condition record's folder holds (make-masks' tables, the noise matrix as CSV, then
+#: the gallery).
 REVIEW_TABLES = (LabelIssues.FILE, Review.PER_CLASS)
-REVIEW_FILES = (*REVIEW_TABLES, Review.CLEANED, gallery.GALLERY_FILE)
+NOISE_MATRIX_CSV = "noise_matrix.csv"
+REVIEW_FILES = (*REVIEW_TABLES, NOISE_MATRIX_CSV, Review.CLEANED, gallery.GALLERY_FILE)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,6 +150,8 @@ def write_review(masks_dir: str, masks: dict, dataset: str, per_class: int, seed
     copies[f"train_pruned_{masks['issue_method']}/{Review.CLEANED}"] = Review.CLEANED
     for source, name in copies.items():
         storage.write_bytes(os.path.join(folder, name), storage.read_bytes(storage.join(masks_dir, source)))
+    noise = storage.load_npy(storage.join(masks_dir, Review.NOISE_MATRIX), field="noise_matrix")
+    storage.write_bytes(os.path.join(folder, NOISE_MATRIX_CSV), logic.noise_matrix_csv(noise, masks["classes"]).encode())
     gallery.write_gallery(masks_dir, dataset, folder, subset_per_class=per_class, subset_seed=seed)
 
 
@@ -161,6 +168,9 @@ def _condition(args: argparse.Namespace) -> None:
                   [args.pred_probs, args.masks, *args.runs])
     masks = _summary(args.masks, "summary.json")
     found = review = None
+    no_model = None  # why the condition has no Co-Teaching run, when it has none
+    if not args.runs:
+        no_model = logic.NO_TEST_SPLIT if args.dataset and not has_test_split(args.dataset) else logic.NOT_RUN
     if args.dataset:
         split = open_split(args.dataset, "train")
         per_class = masks_per_class(split, args.masks, masks, args.subset_per_class, args.subset_seed)
@@ -174,6 +184,7 @@ def _condition(args: argparse.Namespace) -> None:
         sources=sources,
         detection=found,
         review=review,
+        no_model=no_model,
     )
     with storage.staged_output(args.out, stage=CONDITION_STAGE, inputs=inputs) as tmp:
         storage.save_json(os.path.join(tmp, CONDITION_FILE), result)
@@ -198,7 +209,7 @@ def write_report(results: Sequence[dict], out: str, inputs: Sequence[str] = (),
 
     ordered = logic.sort_results(results)
     figures = plots.render_figures(ordered)
-    links = [(f"{PLOTS_DIR}/{name}", title) for name, title, _ in plots.FIGURES]
+    links = [(f"{PLOTS_DIR}/{name}", title) for name, title, _ in plots.figures_of(ordered)]
     reviews = {r["condition"]["name"]: folder for r, folder in zip(results, folders) if r.get("review")}
     markdown = logic.report_markdown(ordered, links, review_prefix=REVIEW_PREFIX, dataset=_dataset_title(ordered))
     images = {

@@ -72,6 +72,14 @@ CSV_FIELDS = (
 )
 
 
+#: Why a condition has no Co-Teaching run (its record's ``no_model``), and what the report says of it.
+NO_TEST_SPLIT, NOT_RUN = "no-test-split", "not-run"
+NO_MODEL_REASONS: Mapping[str, str] = {
+    NO_TEST_SPLIT: "the dataset has no test split, which Co-Teaching is scored on",
+    NOT_RUN: "Co-Teaching was not run (coteach: off)",
+}
+
+
 def method_name(method: str) -> str:
     """The paper's row name of ``method``; an id it does not know (a custom mask) as it is."""
     return METHOD_NAMES.get(method, method)
@@ -92,6 +100,7 @@ def condition_result(
     sources: Mapping[str, str],
     detection: Mapping | None = None,
     review: Mapping | None = None,
+    no_model: str | None = None,
 ) -> dict:
     """One condition's record (the ``condition.json`` of ``clpipe report condition``).
 
@@ -106,6 +115,7 @@ def condition_result(
             or None when the dataset's labels were not given.
         review: What the review files next to the record hold (``issue_method``,
             ``n_label_issues``, ``n_examples``, ``files``), or None when there are none.
+        no_model: Without ``runs``: why (a key of :data:`NO_MODEL_REASONS`); None with runs.
 
     Raises:
         InputError: a summary lacks a field, a run did not finish, two runs train the same
@@ -119,6 +129,9 @@ def condition_result(
     )
     _require(pred_probs, ("n_examples", "accuracy", "confusion_matrix"), sources["pred_probs"])
     _require(masks, ("n_examples", "methods"), sources["masks"])
+    if (no_model is None) != bool(runs) or (no_model is not None and no_model not in NO_MODEL_REASONS):
+        raise ValueError(f"no_model must be one of {list(NO_MODEL_REASONS)} exactly when there is no run, "
+                         f"got {no_model!r} with {len(runs)} runs")
     if detection is not None and detection["n_examples"] != masks["n_examples"]:
         raise InputError(sources["masks"], "n_examples",
                          f"{masks['n_examples']} rows, but the detection record has {detection['n_examples']}")
@@ -156,6 +169,7 @@ def condition_result(
         "runs": ordered,
         "detection": None if detection is None else dict(detection),
         "review": None if review is None else dict(review),
+        "no_model": no_model,
         "sources": dict(sources),
     }
 
@@ -394,12 +408,13 @@ def cost_markdown(results: Iterable[Mapping]) -> str:
         (cv, cv_dev), (ct, ct_dev) = times["cross-validation"], times["Co-Teaching"]
         total += cv + ct
         devices = "; ".join(sorted({d for d in (cv_dev, ct_dev) if d != "-"})) or "-"
-        lines.append(f"| {r['condition']['name']} | {cv:.0f} | {ct:.0f} | {devices} |")
+        ct_cell = f"{ct:.0f}" if r["runs"] else "-"  # not run: no time to show
+        lines.append(f"| {r['condition']['name']} | {cv:.0f} | {ct_cell} | {devices} |")
     hours = total / 3600
-    lines += ["", f"Total task time of the training stages: {total:.0f} s = {hours:.2f} device-hours "
-              f"({hours / SEED_GPU_HOURS:.2%} of the seed's about {SEED_GPU_HOURS:.0f} GPU-hours for one trial of "
-              "the table; task time, not wall time: tasks that ran side by side count separately). "
-              "Fold times include loading the data; the mask and report stages take seconds."]
+    lines += ["", (f"Total task time of the training stages: {total:.0f} s = {hours:.2f} device-hours "
+                   f"({hours / SEED_GPU_HOURS:.2%} of the seed's about {SEED_GPU_HOURS:.0f} GPU-hours for one trial "
+                   "of the table; task time, not wall time: tasks that ran side by side count separately). "
+                   "Fold times include loading the data; the mask and report stages take seconds.")]
     return "\n".join(lines)
 
 
@@ -470,8 +485,26 @@ def _training_sentence(result: Mapping) -> str | None:
     return text + "."
 
 
-def summary_markdown(results: Sequence[Mapping]) -> str:
-    """What the run found, in words: the report's first lines and what ``clpipe run`` prints first."""
+def _no_model_sentence(result: Mapping, review_prefix: str) -> str:
+    """Why no model was trained for this condition, and where the labels to train one are."""
+    name = result["condition"]["name"]
+    text = f"{name}: {NO_MODEL_REASONS[result['no_model']]}, so this run found the label errors only."
+    review = result.get("review")
+    if review:
+        cleaned = f"{review_prefix}{name}/cleaned_labels.json"
+        link = f"[{cleaned}]({cleaned})" if review_prefix else "cleaned_labels.json"
+        kept = review["n_examples"] - review["n_label_issues"]
+        text += (f" {link} holds the given labels of the {kept:,} images {method_name(review['issue_method'])} did "
+                 "not flag, ready for your own training.")
+    if result["no_model"] == NO_TEST_SPLIT:
+        text += (" To train and score Co-Teaching too, add a test split (ROOT/test/<class>/..., or a *test.csv / "
+                 "*test.jsonl manifest beside the train one).")
+    return text
+
+
+def summary_markdown(results: Sequence[Mapping], review_prefix: str = "") -> str:
+    """What the run found, in words: the report's first lines and what ``clpipe run`` prints first
+    (``review_prefix``: where the review files are, linked when given)."""
     ordered = sort_results(results)
     parts = []
     found = [r for r in ordered if r.get("detection")]
@@ -483,13 +516,17 @@ def summary_markdown(results: Sequence[Mapping]) -> str:
         parts += ["", ("**Training on the cleaned labels** (test accuracy of the better Co-Teaching network at "
                        "the final epoch):")]
         parts += [f"- {t}" for t in sentences]
+    untrained = [r for r in ordered if not r["runs"] and r.get("no_model")]
+    if untrained:
+        parts += ["", "**No model was trained** (no test accuracy to report):"]
+        parts += [f"- {_no_model_sentence(r, review_prefix)}" for r in untrained]
     return "\n".join(parts)
 
 
-def headline_markdown(results: Sequence[Mapping]) -> str:
+def headline_markdown(results: Sequence[Mapping], review_prefix: str = "") -> str:
     """The summary and the two tables it rests on: label errors found, and test accuracy."""
     ordered = sort_results(results)
-    parts = [summary_markdown(ordered), ""]
+    parts = [summary_markdown(ordered, review_prefix), ""]
     if detection.with_detection(ordered):
         parts += ["## Label errors found", "", detection.detection_markdown(ordered), ""]
     runs = trained(ordered)
@@ -538,8 +575,17 @@ def review_markdown(results: Sequence[Mapping], review_prefix: str) -> str:
     return "\n".join(["## Label issues to review", "",
                       ("The gallery shows the most likely label errors with their given and suggested labels; "
                        "label_issues.csv ranks every image, worst first, with the methods that flag it; "
-                       "issues_per_class.csv counts them per class; cleaned_labels.json is the given labels "
-                       "without the flagged images (file -> label), ready for training."), "", *lines, ""])
+                       "issues_per_class.csv counts them per class; noise_matrix.csv is confident learning's "
+                       "estimate of P(given label = row | true label = column); cleaned_labels.json is the given "
+                       "labels without the flagged images (file -> label), ready for training."), "", *lines, ""])
+
+
+def noise_matrix_csv(noise_matrix: Sequence[Sequence[float]], classes: Sequence[str]) -> str:
+    """The estimated noise matrix ``P(given = row | true = column)`` as CSV with class names, 4 decimals."""
+    corner = "given \\ true"
+    rows = [{corner: given, **{true: f"{p:.4f}" for true, p in zip(classes, row)}}
+            for given, row in zip(classes, noise_matrix)]
+    return csv_text(rows, [corner, *classes])
 
 
 def report_markdown(results: Sequence[Mapping], figures: Sequence[tuple[str, str]],
@@ -549,10 +595,11 @@ def report_markdown(results: Sequence[Mapping], figures: Sequence[tuple[str, str
     ordered = sort_results(results)
     runs = trained(ordered)
     review = review_markdown(ordered, review_prefix) if review_prefix else ""
+    methods = "confident learning + Co-Teaching" if runs else "confident learning (label errors only)"
     parts = [
-        f"# clpipe results: confident learning + Co-Teaching on {dataset}",
+        f"# clpipe results: {methods} on {dataset}",
         "",
-        headline_markdown(ordered),
+        headline_markdown(ordered, review_prefix),
         *([review] if review else []),
         *_per_class_sections(ordered),
     ]

@@ -61,12 +61,8 @@ def _grid(n: int, width: float, height: float):
 
 
 def accuracy_curves(results: Sequence[Mapping]) -> bytes:
+    """Test accuracy per epoch of each Co-Teaching run, one panel per condition that has runs."""
     results = [r for r in results if r["runs"]]
-    if not results:
-        fig, ax = _pyplot().subplots(figsize=(4.5, 1))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "no Co-Teaching run in this report", ha="center", va="center")
-        return _png(fig)
     fig, axes = _grid(len(results), 4.5, 3.2)
     for ax, result in zip(axes, results):
         for method, run in result["runs"].items():
@@ -156,6 +152,13 @@ FIGURES: tuple[tuple[str, str, Callable[[Sequence[Mapping]], bytes]], ...] = (
 )
 
 
+def figures_of(results: Sequence[Mapping]) -> list[tuple[str, str, Callable[[Sequence[Mapping]], bytes]]]:
+    """The figures of :data:`FIGURES` that ``results`` have something for: no accuracy curves without a
+    Co-Teaching run (a run that found label errors only)."""
+    trained = any(r["runs"] for r in results)
+    return [f for f in FIGURES if trained or f[2] is not accuracy_curves]
+
+
 def render_figures(results: Sequence[Mapping]) -> dict[str, bytes]:
-    """File name -> PNG bytes of every figure."""
-    return {name: render(results) for name, _, render in FIGURES}
+    """File name -> PNG bytes of every figure the results have (:func:`figures_of`)."""
+    return {name: render(results) for name, _, render in figures_of(results)}

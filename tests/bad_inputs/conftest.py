@@ -190,6 +190,10 @@ def _build(root: Path) -> dict[str, str]:
         w[f"config_{name}"] = str(configs / f"{name}.yaml")
     (configs / "syntax.yaml").write_text("dataset: x\nconditions: [\n  {name: g, noise: 0.2\nn_folds: 2\n")
     w["config_syntax"] = str(configs / "syntax.yaml")
+    # Co-Teaching asked for (an unquoted YAML on) on an ImageFolder with train/ alone.
+    (configs / "coteach_on.yaml").write_text(f"dataset: {w['folder']}\nconditions: [{{name: g, noise: 0.2}}]\n"
+                                             "coteach: on\n")
+    w["config_coteach_on"] = str(configs / "coteach_on.yaml")
     (configs / "good.yaml").write_text(json.dumps(base))
     w["config_good"] = str(configs / "good.yaml")
     return w

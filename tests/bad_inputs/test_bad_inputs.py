@@ -248,6 +248,8 @@ CASES = [
     case("run: YAML syntax error", f"run {{config_syntax}} --output {OUT}", "run", "{config_syntax}", "not valid YAML: line 4, column 8"),
     case("run: an unknown key", f"run {{config_unknown_key}} --output {OUT}", "run", "{config_unknown_key}",
          "n_fold"),
+    case("run: coteach on, a dataset without a test split", f"run {{config_coteach_on}} --output {OUT}", "run",
+         "{config_coteach_on}: coteach: 'on', but the dataset {folder} has no test split"),
     case("run: a missing config", f"run {{ds}}/none.yaml --output {OUT}", "run", "{ds}/none.yaml", "not found"),
     case("run --condition noise=2", f"run --dataset {{ds}} --condition name=g,noise=2 --output {OUT}", "run",
          "condition 'g': noise", "[0, 1)"),
@@ -256,6 +258,8 @@ CASES = [
     case("compile --gpus -1", f"compile -o {OUT} --gpus -1", "compile", "--gpus", "-1"),
     case("submit --host http://localhost:1", "submit --host http://localhost:1 {config_good}", "submit",
          "http://localhost:1", "unreachable", out="none"),
+    case("submit: coteach on, a dataset without a test split", "submit --host http://localhost:1 "
+         "{config_coteach_on}", "submit", "{config_coteach_on}: coteach:", "no test split", out="none"),
     case("submit: a config with noise 1.5", "submit --host http://localhost:1 {config_noise15}", "submit",
          "{config_noise15}: condition 'g': noise", out="none"),
     # --- the command line itself: argparse's errors in the same one-line form ------------------------

@@ -21,6 +21,21 @@ def test_minio_urls_map_to_s3_with_the_endpoint_from_the_environment(monkeypatch
     assert options["client_kwargs"] == {"endpoint_url": "http://127.0.0.1:1"}
 
 
+def test_is_local_reads_the_url_and_makes_no_filesystem(monkeypatch):
+    """Making a gcsfs filesystem looks for Google credentials first (15 s outside Google Cloud)."""
+    import gcsfs
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a filesystem was made")
+
+    monkeypatch.setattr(gcsfs.GCSFileSystem, "__init__", refuse)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    assert [storage.is_local(u) for u in ("gs://b/x", "s3://b/x", "minio://b/x", "memory://x")] == [False] * 4
+    assert all(storage.is_local(u) for u in ("/tmp/x", "rel/x", "file:///tmp/x"))
+    with pytest.raises(InputError, match="unknown URL scheme 'foo'"):
+        storage.is_local("foo://b/x")
+
+
 def test_staged_output_publishes_nothing_on_failure(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(RuntimeError), storage.staged_output(str(out), stage="s") as stage:

@@ -8,6 +8,8 @@ last test starts failing, kfp.local has learnt empty loops and ``pipeline_for`` 
 build both.
 """
 
+import builtins
+
 import pytest
 from kfp import dsl, local
 from kfp.dsl import Artifact, Input, Output
@@ -42,7 +44,14 @@ def two_loops(cross_validated: list[dict], given: list[dict]) -> str:
 
 @pytest.fixture
 def runner(tmp_path):
+    """kfp.local on this environment; ``print`` restored afterwards. kfp.local swaps ``builtins.print`` for an
+    indenting one around each task and restores the one it found, so tasks of a loop in parallel threads can
+    leave an indenting one behind; later tests then print indented (``clpipe run``'s lines that
+    test_your_data_kinds.py reads). ``pipelines/local_run.py`` ``_print_restored`` does the same for runs."""
+    original = builtins.print
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path))
+    yield
+    builtins.print = original
 
 
 def test_two_loops_over_parameters_fan_in_to_one_task(runner):

@@ -5,12 +5,13 @@ import yaml
 from clpipe.components.common.image import DEFAULT_IMAGES, LOCAL_REGISTRY, Images
 from clpipe.components.common.kfp_component import TaskSettings
 from clpipe.pipelines.compile import compile_pipeline
+from clpipe.pipelines.compile import main as compile_main
 
 VERTEX_ROOT = "gs://example-clpipe-artifacts/vertex"
 
 
-def compiled(path, settings=None, kinds=None, prepare=False):
-    compile_pipeline(str(path), settings, kinds, prepare)
+def compiled(path, settings=None, kinds=None, prepare=False, coteach=True):
+    compile_pipeline(str(path), settings, kinds, prepare, coteach)
     with open(path) as f:
         return list(yaml.safe_load_all(f))
 
@@ -31,6 +32,16 @@ def ir(tmp_path_factory):
 def ir_prepare(tmp_path_factory):
     """The pipeline that starts by preparing the dataset (``clpipe compile --prepare``)."""
     return compiled(tmp_path_factory.mktemp("ir") / "clpipe-prepare.yaml", prepare=True)
+
+
+@pytest.fixture(scope="session")
+def ir_label_errors_only(tmp_path_factory):
+    """The pipeline that finds label errors only, no Co-Teaching, as ``clpipe compile --prepare --coteach off``
+    writes it."""
+    path = tmp_path_factory.mktemp("ir") / "clpipe-label-errors.yaml"
+    assert compile_main(["-o", str(path), "--prepare", "--coteach", "off"]) == 0
+    with open(path) as f:
+        return list(yaml.safe_load_all(f))
 
 
 @pytest.fixture(scope="session")

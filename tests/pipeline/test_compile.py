@@ -7,6 +7,7 @@ import json
 
 import pytest
 import yaml
+from clpipe.components.common.errors import InputError
 from clpipe.components.common.image import DEFAULT_IMAGES
 from clpipe.components.common.kfp_component import Resources, TaskSettings
 from clpipe.pipelines import compile as compile_module
@@ -46,8 +47,9 @@ def parse_strictly(documents: list[dict]) -> None:
             )
 
 
-def test_every_document_parses_strictly(ir, ir_cpu_cluster, ir_prepare, vertex_yaml):
-    for documents in (ir, ir_cpu_cluster, ir_prepare, list(yaml.safe_load_all(vertex_yaml.read_text()))):
+def test_every_document_parses_strictly(ir, ir_cpu_cluster, ir_prepare, ir_label_errors_only, vertex_yaml):
+    for documents in (ir, ir_cpu_cluster, ir_prepare, ir_label_errors_only,
+                      list(yaml.safe_load_all(vertex_yaml.read_text()))):
         parse_strictly(documents)
     spec, _ = ir
     assert spec["pipelineInfo"]["name"] == "clpipe-benchmark"
@@ -104,6 +106,38 @@ def test_the_prepare_variant_hands_the_prepared_dataset_to_a_sub_pipeline_holdin
     assert executor["image"] == DEFAULT_IMAGES.gpu and "accelerator" not in executor["resources"]
 
 
+def test_the_label_errors_only_variant_builds_no_co_teaching_task_and_has_no_co_teaching_parameter(
+    ir_prepare, ir_label_errors_only
+):
+    """``coteach: off`` (or ``auto`` on a dataset without a test split): masks -> condition results, built
+    so at compile time like the kinds of condition (no ``dsl.If``); the rest is the prepare variant."""
+    spec, _ = ir_label_errors_only
+    full, _ = ir_prepare
+    assert {name: sorted(dag["tasks"]) for name, dag in dags(spec).items()} == {
+        "root": ["conditions-and-report", "prepare-dataset"],
+        "comp-conditions-and-report": ["for-loop-1", "for-loop-2", "report-of-both-kinds"],
+        "comp-for-loop-1": ["cross-validated-condition"],
+        "comp-for-loop-2": ["given-pred-probs-condition"],
+        "comp-cross-validated-condition": [
+            "combine-folds", "detection-results", "for-loop-1", "make-masks", "noisy-labels", "plan-folds"],
+        "comp-for-loop-1-2": ["fold-train"],
+        "comp-given-pred-probs-condition": ["detection-results", "given-pred-probs", "make-masks", "noisy-labels"],
+    }
+    parameters = set(spec["root"]["inputDefinitions"]["parameters"])
+    assert parameters == set(full["root"]["inputDefinitions"]["parameters"]) - set(pipeline.COTEACH_PARAMETERS)
+    assert not any("coteach" in name for name in spec["deploymentSpec"]["executors"])
+    # The same inputs as condition-results, from the same producers, less the runs of the Co-Teaching loop.
+    for sub in ("comp-cross-validated-condition", "comp-given-pred-probs-condition"):
+        detect = spec["components"][sub]["dag"]["tasks"]["detection-results"]["inputs"]
+        with_runs = full["components"][sub]["dag"]["tasks"]["condition-results"]["inputs"]
+        assert detect["parameters"] == with_runs["parameters"]
+        assert detect["artifacts"] == {k: v for k, v in with_runs["artifacts"].items() if k != "runs"}
+    outputs = spec["components"]["comp-detection-results"]["outputDefinitions"]["artifacts"]
+    assert outputs == full["components"]["comp-condition-results"]["outputDefinitions"]["artifacts"]
+    executor = spec["deploymentSpec"]["executors"]["exec-detection-results"]["container"]
+    assert executor["image"] == DEFAULT_IMAGES.cpu and "runs=[]" in executor["command"][-1]
+
+
 def test_one_loop_per_kind_each_over_its_own_sub_pipeline_and_one_report_collects_both(ir):
     spec, _ = ir
     root = spec["root"]["dag"]["tasks"]
@@ -141,7 +175,7 @@ def test_one_loop_per_kind_each_over_its_own_sub_pipeline_and_one_report_collect
     )
 
 
-def test_no_branch_and_no_one_of_anywhere(ir):
+def test_no_branch_and_no_one_of_anywhere(ir, ir_label_errors_only):
     """The re-run safety of issue 13: no consumer picks a branch by its DAG's state.
 
     A ``dsl.OneOf`` consumer needs the branch DAG COMPLETE or CACHED in ML Metadata, which a
@@ -149,8 +183,7 @@ def test_no_branch_and_no_one_of_anywhere(ir):
     IR as a ``triggerPolicy.condition`` (``dsl.If``), a ``valueFromOneof`` parameter or a DAG
     output with more than one artifact selector.
     """
-    spec, _ = ir
-    for name, dag in dags(spec).items():
+    for name, dag in [*dags(ir[0]).items(), *dags(ir_label_errors_only[0]).items()]:
         for task_name, t in dag["tasks"].items():
             assert "condition" not in t.get("triggerPolicy", {}), (name, task_name)
         outputs = dag.get("outputs", {})
@@ -444,3 +477,45 @@ def test_a_run_prepares_user_images_or_a_resolution_and_nothing_else(tmp_path, c
     params = BenchmarkParams(dataset=str(folder), conditions=_params(GENERATED).conditions)
     assert pipeline.pipeline_arguments(params)["resolution"] == 0
     assert "resolution" not in pipeline.pipeline_arguments(BenchmarkParams(dataset=cifar10_dir))
+
+
+def test_a_run_trains_co_teaching_when_its_dataset_has_a_test_split(tmp_path, cifar10_dir):
+    """``coteach: auto`` looks at a local dataset (a listing) and judges a remote one by its URL."""
+    from tests.your_data import digits_imagefolder, write_manifest
+
+    with_test = digits_imagefolder(tmp_path / "with-test", per_class=2, test_per_class=1).root
+    train_only = digits_imagefolder(tmp_path / "train-only", per_class=2).root
+    manifest = write_manifest(tmp_path / "m.csv", [(str(p), p.parent.name) for p in train_only.glob("train/*/*.png")])
+    two_manifests = tmp_path / "lists"
+    for split, root in (("train", train_only), ("test", with_test)):
+        write_manifest(two_manifests / f"digits-{split}.csv",
+                       [(str(p), p.parent.name) for p in root.glob(f"{split}/*/*.png")])
+
+    def coteach(dataset, setting="auto"):
+        return pipeline.runs_coteach(BenchmarkParams(dataset=str(dataset), coteach=setting))
+
+    assert coteach(with_test) and coteach(cifar10_dir) and coteach(two_manifests)  # roots with a test split
+    assert not coteach(train_only) and not coteach(manifest)  # train/ alone; a single manifest is the train split
+    assert not coteach(with_test / "train") and not coteach(f"{cifar10_dir}/cifar10_train.npz")  # one split
+    assert coteach("gs://b/images") and not coteach("gs://b/images.jsonl") and not coteach("s3://b/train.npz")
+    assert not coteach(with_test, "off") and coteach(with_test, "on")
+    for dataset in (train_only, manifest, "gs://b/images.jsonl"):
+        with pytest.raises(InputError) as e:
+            coteach(dataset, "on")
+        assert (e.value.source, e.value.field) == ("parameters", "coteach")
+        assert f"the dataset {dataset} has no test split" in e.value.problem
+    with pytest.raises(InputError, match="not found"):  # judged only once the dataset is there
+        coteach(tmp_path / "missing")
+
+
+def test_a_label_errors_only_run_gets_arguments_for_exactly_its_parameters(tmp_path, ir_label_errors_only):
+    from tests.your_data import digits_imagefolder
+
+    folder = digits_imagefolder(tmp_path / "digits", per_class=2).root
+    params = BenchmarkParams(dataset=str(folder), conditions=_params(GENERATED).conditions)
+    arguments = pipeline.pipeline_arguments(params)
+    assert not pipeline.runs_coteach(params) and pipeline.needs_prepare(params)
+    spec, _ = ir_label_errors_only
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert set(arguments) == set(inputs) - {"given_pred_probs_conditions"}  # the run has one kind of condition
+    assert "coteach" not in pipeline.pipeline_arguments(BenchmarkParams(dataset="gs://b/images"))

@@ -82,7 +82,16 @@ def test_your_data_config():
     params, others = parse([str(REPO / "pipelines" / "configs" / "your-data.yaml")])
     assert others == {"output": "runs/my-images"} and params.dataset == "my-images"
     assert [(c.name, c.noise, c.labels, c.pred_probs) for c in params.conditions] == [("as-given", 0.0, "", "")]
-    assert (params.resolution, params.fold_arch, params.issue_method) == (64, "auto", "cl_pbnr")
+    assert (params.resolution, params.fold_arch, params.issue_method, params.coteach) == (64, "auto", "cl_pbnr", "auto")
+
+
+def test_coteach_is_auto_unless_set_and_yaml_on_off_are_its_values(tmp_path):
+    assert config.BenchmarkParams(dataset="d").coteach == "auto"
+    for text, value in (("on", "on"), ("off", "off"), ("'off'", "off"), ("auto", "auto")):
+        path = tmp_path / "c.yaml"
+        path.write_text(f"dataset: d\ncoteach: {text}\n")  # unquoted on/off: YAML 1.1 booleans
+        assert parse([str(path)])[0].coteach == value
+    assert parse([str(path), "--coteach", "off"])[0].coteach == "off"
 
 
 def test_urls_are_not_resolved():
@@ -103,7 +112,8 @@ def test_urls_are_not_resolved():
         (["--dataset", "d", "--resolution", "4"], "resolution"),
         (["--dataset", "d", "--resolution", "-1"], "resolution"),
         (["--dataset", "d", "--issue-method", "none"], "issue_method"),
-        (["--dataset", "d", "--coteach-forget-rate", "lots"], ""),
+        (["--dataset", "d", "--coteach", "maybe"], "coteach"),
+        (["--dataset", "d", "--coteach-forget-rate", "lots"], "coteach_forget_rate"),
         (["--dataset", "d", "--coteach-epochs", "-1"], "coteach_epochs"),
         (
             ["--dataset", "d", "--condition", "name=a,noise=0.2", "--condition", "name=a,noise=0.4"],

@@ -4,9 +4,13 @@ progress line per stage (tasks of one loop run in parallel threads; each line be
 from __future__ import annotations
 
 import io
+import re
 import threading
 
-from clpipe.pipelines.progress import RunLog, StageBars
+import pytest
+import yaml
+from clpipe.pipelines.config import params_from_mapping, parse_condition_flag
+from clpipe.pipelines.progress import STAGE_NAMES, RunLog, StageBars
 
 
 def _task(stream: RunLog, name: str, lines: list[str], status: str = "SUCCESS") -> None:
@@ -58,3 +62,24 @@ def test_epoch_lines_move_the_running_task_of_their_own_thread():
     assert sorted(bars.stages["coteach"].running.values()) == [0.0, 0.25]
     stream.write("Task 'coteach' finished with status FAILURE\n")
     assert bars.stages["coteach"].failed == 1 and list(bars.stages["coteach"].running.values()) == [0.0]
+
+
+@pytest.mark.parametrize(
+    ("conditions", "coteach"),
+    [(("name=g,noise=0.2",), True), (("name=g,noise=0.2", "name=p,labels=gs://b/l,pred_probs=gs://b/p"), True),
+     (("name=g,noise=0.2",), False)],
+)
+def test_the_stages_counted_are_the_tasks_the_pipeline_has(conditions, coteach, tmp_path):
+    """Every component of the pipeline a run builds has a progress line and no other does (a task whose name has
+    none would never be counted: the report over both kinds of condition is its own component)."""
+    from clpipe.pipelines.local_run import expected_tasks
+    from clpipe.pipelines.pipeline import pipeline_for
+    from kfp import compiler
+
+    params = params_from_mapping({"dataset": "gs://b/images", "conditions": [parse_condition_flag(c) for c in
+                                                                            conditions]}, "test")
+    compiler.Compiler().compile(pipeline_for(params, prepare=False, coteach=coteach), str(tmp_path / "p.yaml"))
+    spec = next(yaml.safe_load_all((tmp_path / "p.yaml").read_text()))
+    components = {re.sub(r"-\d+$", "", name.removeprefix("exec-")) for name in spec["deploymentSpec"]["executors"]}
+    counted = {name for name, n in expected_tasks(params, coteach=coteach).items() if n}
+    assert counted == components and counted <= set(STAGE_NAMES)

@@ -172,6 +172,18 @@ def test_a_package_without_the_loop_a_condition_needs_is_refused(tmp_path, capsy
     )
 
 
+def test_a_package_without_co_teaching_is_refused_for_a_run_that_trains_it(tmp_path, capsys):
+    from clpipe.pipelines.compile import compile_pipeline
+
+    package = tmp_path / "label-errors.yaml"
+    compile_pipeline(str(package), coteach=False)
+    with KfpStub() as kfp:
+        assert submit(kfp, "--package", str(package), str(DEMO)) == 2  # CIFAR-10 has a test split: auto is on
+    assert ("--package: coteach: the package has no Co-Teaching, and this run trains Co-Teaching (coteach 'auto'): "
+            "compile it with --coteach on") in capsys.readouterr().err
+    assert not kfp.uploaded()
+
+
 def test_submit_refuses_bad_parameters_before_contacting_the_server(capsys):
     argv = [
         "submit",

@@ -98,6 +98,7 @@ def make_result():
             masks_summary(),
             runs,
             sources=sources(len(runs)),
+            no_model=None if runs else logic.NOT_RUN,
         )
 
     return make

@@ -161,26 +161,58 @@ def test_review_files_go_into_the_condition_record_and_the_report_links_them(tmp
     assert _report_condition(d, out, "--dataset", dataset) == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "cleaned_labels.json", "clpipe-manifest.json", "condition.json", "gallery.html", "issues_per_class.csv",
-        "label_issues.csv"]
+        "label_issues.csv", "noise_matrix.csv"]
     copied = (out / "label_issues.csv").read_bytes()
     assert copied == (tmp_path / "review-masks" / "label_issues.csv").read_bytes()
     record = json.loads((out / "condition.json").read_text())
     assert record["review"] == {"issue_method": "cl_pbnr", "n_label_issues": 2, "n_examples": 30,
-                                "files": ["label_issues.csv", "issues_per_class.csv", "cleaned_labels.json",
-                                          "gallery.html"]}
+                                "files": ["label_issues.csv", "issues_per_class.csv", "noise_matrix.csv",
+                                          "cleaned_labels.json", "gallery.html"]}
     assert "<b>2</b> of <b>30</b> images" in (out / "gallery.html").read_text()
     cleaned = json.loads((out / "cleaned_labels.json").read_text())
     assert len(cleaned) == 28 and str(split.names[0]) not in cleaned  # the 2 flagged rows left out
+    noise = np.load(tmp_path / "review-masks" / "noise_matrix.npy")
+    assert (out / "noise_matrix.csv").read_text().splitlines() == [
+        "given \\ true,a,b,c", *[f"{c}," + ",".join(f"{p:.4f}" for p in row) for c, row in zip("abc", noise)]]
+
+    assert record["no_model"] == "no-test-split"  # no Co-Teaching run, and tiny.npz is a train split alone
 
     report = tmp_path / "report"
     assert clpipe_cli.main(["report", "render", "--out", str(report), str(out)]) == 0
+    assert sorted(p.name for p in (report / "plots").iterdir()) == ["noise_matrices.png", "removed_counts.png"]
     assert sorted(p.name for p in (report / "review-t").iterdir()) == [
-        "cleaned_labels.json", "gallery.html", "issues_per_class.csv", "label_issues.csv"]
+        "cleaned_labels.json", "gallery.html", "issues_per_class.csv", "label_issues.csv", "noise_matrix.csv"]
     text = (report / "report.md").read_text()
     assert "## Label issues to review" in text
     assert "- t: 2 of 30 images flagged as label issues by CL: PBNR" in text
     assert "[gallery.html](review-t/gallery.html)" in text
     assert '<a href="review-t/gallery.html">gallery.html</a>' in (report / "report.html").read_text()
+    # No model: said in the title and the summary, with the labels to train one; no accuracy anywhere.
+    assert text.startswith("# clpipe results: confident learning (label errors only) on ")
+    assert ("- t: the dataset has no test split, which Co-Teaching is scored on, so this run found the label "
+            "errors only. [review-t/cleaned_labels.json](review-t/cleaned_labels.json) holds the given labels of "
+            "the 28 images CL: PBNR did not flag") in text
+    assert "Test accuracy" not in text and "accuracy_curves" not in text
+    (cost,) = [line for line in text.split("## Cost")[1].splitlines() if line.startswith("| t |")]
+    assert cost.split("|")[3].strip() == "-"  # Co-Teaching's task time: it did not run, not 0 s
+    assert (report / "results.csv").read_text().count("\n") == 1  # the header: no Co-Teaching run to list
+
+
+def test_a_condition_without_runs_says_why_no_model_was_trained(tmp_path):
+    dataset, split = _tiny_dataset(tmp_path)
+    root = tmp_path / "root"
+    root.mkdir()
+    for name in ("tiny_train.npz", "tiny_test.npz"):
+        (root / name).write_bytes((tmp_path / "tiny.npz").read_bytes())
+    d = _mask_dirs(tmp_path, split, split.labels, {"cl_pbnr": np.ones(len(split), bool)})
+    for i, (extra, reason) in enumerate([(["--dataset", dataset], "no-test-split"),
+                                         (["--dataset", str(root)], "not-run"), ([], "not-run")]):
+        assert _report_condition(d, tmp_path / f"result{i}", *extra) == 0
+        assert json.loads((tmp_path / f"result{i}" / "condition.json").read_text())["no_model"] == reason
+    report = tmp_path / "report"
+    assert clpipe_cli.main(["report", "render", "--out", str(report), str(tmp_path / "result1")]) == 0
+    assert "- t: Co-Teaching was not run (coteach: off), so this run found the label errors only." in (
+        report / "report.md").read_text()
 
 
 def test_a_record_without_review_files_renders_no_review_section(tmp_path):
