@@ -54,11 +54,10 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 
 from clpipe.components.combine_folds.component import combine_folds, given_pred_probs
-from clpipe.components.common.datasets import ALL_ROWS, resolve_split_url
+from clpipe.components.common.datasets import ALL_ROWS, has_test_split, resolve_split_url
 from clpipe.components.common.errors import InputError
 from clpipe.components.common.kfp_component import TaskSettings, cpu_task, gpu_task, stage_component
 from clpipe.components.common.prepare_component import prepare_dataset
-from clpipe.components.common.splits import has_test_split
 from clpipe.components.coteach.component import coteach as coteach_component
 from clpipe.components.fold_train.component import fold_train, plan_folds
 from clpipe.components.make_masks.component import make_masks
@@ -142,7 +141,7 @@ def runs_coteach(params: BenchmarkParams) -> bool:
     """Whether the run trains Co-Teaching: ``coteach`` ``on`` or ``off`` as set; ``auto``: when the
     dataset has a test split, which Co-Teaching is scored on.
 
-    A local dataset is looked at (a listing: :func:`~clpipe.components.common.splits.has_test_split`).
+    A local dataset is looked at (a listing: :func:`~clpipe.components.common.datasets.has_test_split`).
     A remote one is judged by its URL alone, as in :func:`needs_prepare` (the submitting machine may
     not reach the cluster's store): a single ``.npz`` or manifest is a train split alone, a folder is
     taken to have a test split; if it has none, the Co-Teaching tasks fail naming the missing split,

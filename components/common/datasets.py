@@ -190,6 +190,23 @@ def resolve_split_url(url: str, split: str) -> str:
     )
 
 
+def has_test_split(dataset: str) -> bool:
+    """Whether ``dataset`` (a path or URL; it must exist) holds a test split beside its train split.
+
+    Only a root has one: ``ROOT/test/`` or one ``ROOT/*test.npz`` / ``*test.csv`` / ``*test.jsonl``
+    (:func:`resolve_split_url`). A single ``.npz``, manifest or packed split is the train
+    split alone, as ``clpipe data prepare`` reads it. Reads a listing, no image. Co-Teaching is scored
+    on the test split, so a dataset without one can have its label errors found but trains no model
+    (the pipeline asks this when it is built, ``pipelines/pipeline.py`` ``runs_coteach``).
+    """
+    try:
+        return resolve_split_url(dataset, "test") != dataset
+    except InputError as e:
+        if e.source != dataset or e.field != "test":  # the dataset itself is missing or unreadable
+            raise
+        return False
+
+
 def open_split(url: str, split: str = "train", *, resolution: int | None = None) -> Split:
     """Opens one split of the dataset at ``url`` (see the module docstring for the forms).
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..common import storage
 from ..common.artifacts import CoteachRun, Masks, labels_url
-from ..common.datasets import ALL_ROWS, SUBSET_SEED, Split, open_split, subset_rows
+from ..common.datasets import ALL_ROWS, SUBSET_SEED, Split, has_test_split, open_split, subset_rows
 from ..common.errors import InputError
 from ..common.labels import open_train_view
 from ..common.methods import NO_PRUNING, RUN_METHODS
@@ -106,7 +106,8 @@ def coteach(
             dataset's TRUE labels, a ground-truth leak kept for reproduction); given = the same correction
             from the given labels only; none = unweighted.
         cnn_width: Base channels of the 9-layer CNN (paper: 128; tests: 8).
-        test_dataset: Where the test split comes from (default: dataset).
+        test_dataset: Where the test split comes from (default: the dataset's test split, which a single
+            .npz, manifest or packed split does not have).
         subset_per_class: Use a class-stratified random subset of this many train images per class (0 = all).
         subset_seed: Seed of that subset.
         test_subset_per_class: Score a class-stratified subset of this many test images per class (0 = all).
@@ -142,6 +143,10 @@ def coteach(
     torch_device = training.select_device(device)
     view, given = open_train_view(dataset, labels_url(train_labels), subset_per_class, subset_seed)
     statistics = train_statistics(dataset)
+    if test_dataset is None and not has_test_split(dataset):  # else the train images would score themselves
+        raise InputError(dataset, "test", "is one split with no test split beside it (a single .npz, manifest "
+                         "or packed split): Co-Teaching is scored on a test split; give --test-dataset, or a "
+                         "root with train/ and test/ (label errors alone need no test split: make-masks)")
     test_url = test_dataset or dataset
     test = _test_view(test_url, test_subset_per_class, test_subset_seed)
     if test.classes != view.classes:

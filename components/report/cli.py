@@ -32,10 +32,9 @@ from collections.abc import Sequence
 
 from ..common import cli, storage
 from ..common.artifacts import LabelIssues, Review, labels_url
-from ..common.datasets import ALL_ROWS, CIFAR10_CLASSES, Split, open_split, subset_rows
+from ..common.datasets import ALL_ROWS, CIFAR10_CLASSES, Split, has_test_split, open_split, subset_rows
 from ..common.errors import InputError
 from ..common.labels import load_labels
-from ..common.splits import has_test_split
 from . import detection, gallery, logic
 
 CONDITION_FILE = "condition.json"

@@ -116,6 +116,8 @@ CASES = [
     case("dataset: missing", f"noisy-labels --dataset {{ds}}/nowhere --name c --noise 0.2 --out {OUT}",
          "noisy-labels", "{ds}/nowhere", "not found"),
     case("dataset: a README.md", f"{CT} --test-dataset {{readme}}", "coteach", "{readme}", "not found"),
+    case("dataset: one .npz, no test split (coteach)", CT.replace("{ds}", "{ds}/train.npz", 1), "coteach",
+         "{ds}/train.npz", "test", "no test split beside it"),
     case("ImageFolder: truncated PNG", f"data prepare --dataset {{folder_truncated}} --out {OUT}", "data prepare",
          "{truncated_png}"),
     case("ImageFolder: truncated PNG (trainer)", f"{FT} --dataset {{folder_truncated}} --labels {{folder_labels}}",
