@@ -489,6 +489,7 @@ def train_fold(
         "n_heldout": len(heldout),
         "n_classes": num_classes,
         "resolution": int(images.shape[1]),
+        "streamed": isinstance(loader, training.StreamLoader),  # from packed shards, batch by batch
         "normalisation": {"mean": list(mean), "std": list(std)},
         "arch": arch,
         "recipe": dataclasses.asdict(recipe),

@@ -8,7 +8,9 @@ each kind of dataset issue 11 names besides the digits run of ``test_your_data_r
   SeaweedFS, integer labels named by a ``classes.txt`` beside them, image paths relative to the manifests, the
   images (mixed forms too) on the store: Co-Teaching, and the model applied to the test images' ``s3://`` URLs;
 - **hundred**: 100 classes (two-digit numbers ``00`` .. ``99``, each image two real scans side by side) in an
-  ImageFolder with ``train/`` alone: label errors only (``coteach: auto``), no model, and the report says why.
+  ImageFolder with ``train/`` alone, packed as litdata shards first (``clpipe data prepare --format shards``, the
+  form of a dataset larger than memory: the fold trainers stream it): label errors only (``coteach: auto``), no
+  model, and the report says why.
 
 Kinds are combined (2 classes + object store, 100 classes + train only) to keep the runs few: a run's time is
 mostly the start-up of its tasks, which kfp.local pays once per task (a Python subprocess importing clpipe,
@@ -157,7 +159,11 @@ def hundred(tmp_path_factory) -> YourRun:
     tmp = tmp_path_factory.mktemp("hundred")
     root = digit_pairs_imagefolder(tmp / "pairs", per_class=6)
     classes = tuple(f"{a}{b}" for a in range(10) for b in range(10))
-    return YourRun(tmp / "run", run_pipeline(str(root), tmp / "run"), files_of(root, "train"), {}, classes)
+    packed = tmp / "packed"  # packed as shards, the form of a dataset larger than memory, which the trainers stream
+    assert clpipe_cli.main(["data", "prepare", "--dataset", str(root), "--out", str(packed), "--resolution", "32",
+                            "--format", "shards"]) == 0
+    printed = run_pipeline(str(packed), tmp / "run", "--resolution", "0")  # already at its training resolution
+    return YourRun(tmp / "run", printed, files_of(root, "train"), {}, classes)
 
 
 # --- what every run hands back -------------------------------------------------------------------------
@@ -270,3 +276,5 @@ def test_a_hundred_classes_without_a_test_split_find_label_errors_and_say_why_no
     assert "Test accuracy" not in report and not list((hundred.out / "kfp").rglob("coteach"))
     assert "trained model" not in hundred.printed and "No model was trained" in hundred.printed
     assert list((hundred.out / "kfp").rglob("detection-results/gallery"))  # the KFP HTML artifact
+    folds = [json.loads(p.read_text()) for p in (hundred.out / "kfp").rglob("fold-train/fold_out/metrics.json")]
+    assert len(folds) == 2 and all(m["streamed"] for m in folds)  # the folds trained from the shards
