@@ -62,9 +62,9 @@ from clpipe.components.coteach.component import coteach as coteach_component
 from clpipe.components.fold_train.component import fold_train, plan_folds
 from clpipe.components.make_masks.component import make_masks
 from clpipe.components.noisy_labels.component import noisy_labels
-from clpipe.components.report.component import condition_results, report
+from clpipe.components.report.component import condition_results, detection_results, report
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Output
+from kfp.dsl import HTML, Artifact, Input, Markdown, Metrics, Output
 
 from .config import NATIVE_RESOLUTION, BenchmarkParams
 
@@ -250,44 +250,6 @@ def report_of_both_kinds(
         html=html,
         markdown=markdown,
         metrics=metrics,
-    )
-
-
-@stage_component("cpu")
-def detection_results(
-    dataset: str,
-    subset_per_class: int,
-    subset_seed: int,
-    labels: Input[Dataset],
-    pred_probs_uri: str,
-    masks: Input[Dataset],
-    result: Output[Artifact],
-    metrics: Output[Metrics],
-    confusion: Output[ClassificationMetrics],
-    gallery: Output[HTML],
-    label_issues: Output[Dataset],
-):
-    """The report stage's condition-results component for a run that finds label errors only.
-
-    A KFP list input comes from a loop, and this run has no Co-Teaching loop, so this calls the
-    condition-results component's own function with no runs: the same record (which then says why
-    no model was trained), metrics, confusion matrix, gallery and ranked label issues.
-    """
-    from clpipe.components.report.component import condition_results as stage
-
-    stage.func(
-        dataset=dataset,
-        subset_per_class=subset_per_class,
-        subset_seed=subset_seed,
-        labels=labels,
-        pred_probs_uri=pred_probs_uri,
-        masks=masks,
-        runs=[],
-        result=result,
-        metrics=metrics,
-        confusion=confusion,
-        gallery=gallery,
-        label_issues=label_issues,
     )
 
 

@@ -67,6 +67,44 @@ def condition_results(
 
 
 @stage_component("cpu")
+def detection_results(
+    dataset: str,
+    subset_per_class: int,
+    subset_seed: int,
+    labels: Input[Dataset],
+    pred_probs_uri: str,
+    masks: Input[Dataset],
+    result: Output[Artifact],
+    metrics: Output[Metrics],
+    confusion: Output[ClassificationMetrics],
+    gallery: Output[HTML],
+    label_issues: Output[Dataset],
+):
+    """The report stage's condition-results component for a run that finds label errors only.
+
+    A KFP list input comes from a loop, and this run has no Co-Teaching loop, so this calls the
+    condition-results component's own function with no runs: the same record (which then says why
+    no model was trained), metrics, confusion matrix, gallery and ranked label issues.
+    """
+    from clpipe.components.report.component import condition_results
+
+    condition_results.func(
+        dataset=dataset,
+        subset_per_class=subset_per_class,
+        subset_seed=subset_seed,
+        labels=labels,
+        pred_probs_uri=pred_probs_uri,
+        masks=masks,
+        runs=[],
+        result=result,
+        metrics=metrics,
+        confusion=confusion,
+        gallery=gallery,
+        label_issues=label_issues,
+    )
+
+
+@stage_component("cpu")
 def report(
     conditions: Input[list[Artifact]],
     report: Output[Artifact],
