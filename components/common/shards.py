@@ -41,7 +41,6 @@ from collections.abc import Iterable
 import numpy as np
 
 from . import storage
-from .checks import fingerprint
 from .errors import InputError
 
 #: Side file with the rows' names, labels and classes.
@@ -136,8 +135,9 @@ class ShardReader:
     whether the rows are in memory or streamed, whatever the number of loader workers, and
     restored exactly from a checkpoint (:class:`~.training.StreamLoader`).
     ``batch_decode=0`` makes litdata decode the one row asked for; its default decodes a
-    window of ~256 rows per read (made for sequential reads), which costs 50x under random
-    access (measured: 600 vs 32,000 images/s on one core, 32 px).
+    window of ~256 rows per read (made for sequential reads), which costs 24-74x under random
+    access (``benchmarks/bench_stream_memory.py``: 369 vs 8,998 images/s at 64 px, 527 vs 39,151
+    at 32 px, one process; docs/benchmarks.md "Training from shards").
 
     Picklable before first use (it holds the URL only), so loader worker processes each open
     their own.
@@ -208,10 +208,6 @@ class ShardImages:
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         images = self.read()
         return images if dtype is None else images.astype(dtype)
-
-    def fingerprint(self) -> str:
-        """Fingerprint of the packed split's index and the view's rows (no pixels read)."""
-        return fingerprint(storage.read_bytes(storage.join(self.url, INDEX_FILE)), self.rows)
 
 
 def open_shards(url: str, resolution: int | None):
