@@ -39,9 +39,11 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)
 
 
-def input_normalisation(
-    dataset_statistics: tuple[tuple[float, ...], tuple[float, ...]] | None,
-) -> tuple[tuple[float, ...], tuple[float, ...]]:
+#: Per-channel (mean, std) the trainers normalise inputs with.
+Normalisation = tuple[tuple[float, ...], tuple[float, ...]]
+
+
+def input_normalisation(dataset_statistics: Normalisation | None) -> Normalisation:
     """(mean, std) the trainers normalise inputs with: the dataset's own when it has them (a dataset
     written by ``clpipe data prepare``: ``prepare.train_statistics``), else CIFAR-10's, the seed's
     constants (so the CIFAR-10 reproduction, read from its own files, is unchanged)."""
@@ -156,6 +158,8 @@ class _Batches:
     """What the two loaders share: batch order, augmentation, normalisation, the batch count.
 
     Args:
+        images: (N, R, R, 3) uint8 pixels: an array (:class:`DeviceLoader`) or a packed split's
+            view (:class:`StreamLoader`).
         labels: (N,) int labels that come with each batch.
         batch_size: Examples per batch.
         device: Where training runs.
@@ -176,10 +180,13 @@ class _Batches:
     split and the same split in memory give the same batches on the CPU.
     """
 
-    def __init__(self, labels: np.ndarray, *, batch_size: int, device: torch.device, shuffle: bool,
-                 drop_last: bool, augment: Augment | None, mean: tuple[float, ...] | None,
-                 std: tuple[float, ...] | None, order_seed: int, aug_seed: int, min_last_batch: int,
-                 dtype: torch.dtype | None, data_device: torch.device, aug_device: torch.device) -> None:
+    def __init__(self, images: Pixels, labels: np.ndarray, *, batch_size: int, device: torch.device,
+                 shuffle: bool, drop_last: bool = False, augment: Augment | None = None,
+                 mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+                 order_seed: int = 0, aug_seed: int = 1, min_last_batch: int = 1,
+                 dtype: torch.dtype | None = None) -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.device = device
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -189,12 +196,21 @@ class _Batches:
         self.dtype = dtype or input_dtype(device)
         self.mean, self.std = mean, std
         #: Where labels and rows live (and, for the in-memory loader, the images).
-        self.data_device = data_device
-        self.y = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=data_device)
-        self.order_gen = generator(order_seed, data_device)
+        self.data_device = self._data_device(images)
+        aug_device = self._aug_device()
+        self.y = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=self.data_device)
+        self.order_gen = generator(order_seed, self.data_device)
         self.aug_gen = generator(aug_seed, aug_device)
         #: A black pixel in the loader's value space (what ``pad_mode="black"`` pads with).
         self.black = self.scaled(torch.zeros(1, 1, 1, 3, dtype=torch.uint8, device=aug_device))
+
+    def _data_device(self, images: Pixels) -> torch.device:
+        """Where labels, rows (and held images) live."""
+        raise NotImplementedError
+
+    def _aug_device(self) -> torch.device:
+        """Where batches are scaled and augmented."""
+        raise NotImplementedError
 
     def scaled(self, images: torch.Tensor) -> torch.Tensor:
         """(B, R, R, 3) uint8 -> (B, 3, R, R) in the loader's dtype, / 255 and normalised."""
@@ -246,27 +262,24 @@ class DeviceLoader(_Batches):
 
     ``images``: (N, R, R, 3) uint8, placed on ``device`` when they fit in free GPU memory (with
     room to spare), otherwise kept in pinned host memory and copied over batch by batch. The
-    other arguments are :class:`_Batches`'.
+    arguments are :class:`_Batches`'.
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, device: torch.device,
-                 shuffle: bool, drop_last: bool = False, augment: Augment | None = None,
-                 mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-                 order_seed: int = 0, aug_seed: int = 1, min_last_batch: int = 1,
-                 dtype: torch.dtype | None = None) -> None:
-        if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        data_device = device if _fits_on(device, images.nbytes * 2) else torch.device("cpu")
-        super().__init__(labels, batch_size=batch_size, device=device, shuffle=shuffle, drop_last=drop_last,
-                         augment=augment, mean=mean, std=std, order_seed=order_seed, aug_seed=aug_seed,
-                         min_last_batch=min_last_batch, dtype=dtype, data_device=data_device,
-                         aug_device=data_device)
-        x = self.scaled(torch.from_numpy(np.ascontiguousarray(images)).to(data_device))
-        if data_device.type == "cpu" and device.type == "cuda":
+    def __init__(self, images: np.ndarray, labels: np.ndarray, **batching) -> None:
+        super().__init__(images, labels, **batching)
+        x = self.scaled(torch.from_numpy(np.ascontiguousarray(images)).to(self.data_device))
+        if self.data_device.type == "cpu" and self.device.type == "cuda":
             x = x.pin_memory()
         self.x = x
-        if data_device != device:
-            log.info("dataset (%.0f MB) kept in host memory: it does not fit on %s", images.nbytes * 2 / 2**20, device)
+        if self.data_device != self.device:
+            log.info("dataset (%.0f MB) kept in host memory: it does not fit on %s", images.nbytes * 2 / 2**20,
+                     self.device)
+
+    def _data_device(self, images: np.ndarray) -> torch.device:
+        return self.device if _fits_on(self.device, images.nbytes * 2) else torch.device("cpu")
+
+    def _aug_device(self) -> torch.device:
+        return self.data_device  # augmented where the split is held, then copied over
 
     def images_of(self, batches: list[torch.Tensor]) -> Iterator[torch.Tensor]:
         return (self.x[rows] for rows in batches)
@@ -278,23 +291,21 @@ class StreamLoader(_Batches):
     ``images``: a :class:`~.shards.ShardImages` view (the rows to train on, in the loader's
     row order). Each epoch's order is drawn exactly as :class:`DeviceLoader` draws it; the
     rows of each batch are then read by number (``workers`` processes read ahead, batches
-    keep their order, so the number of workers changes speed, not results), copied to the
-    device and scaled and augmented there. The other arguments are :class:`_Batches`'.
+    keep their order, so the number of workers changes speed, not results; default
+    :func:`stream_workers`), copied to the device and scaled and augmented there. The other
+    arguments are :class:`_Batches`'.
     """
 
-    def __init__(self, images: ShardImages, labels: np.ndarray, *, batch_size: int, device: torch.device,
-                 shuffle: bool, drop_last: bool = False, augment: Augment | None = None,
-                 mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-                 order_seed: int = 0, aug_seed: int = 1, min_last_batch: int = 1,
-                 dtype: torch.dtype | None = None, workers: int | None = None) -> None:
-        if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        super().__init__(labels, batch_size=batch_size, device=device, shuffle=shuffle, drop_last=drop_last,
-                         augment=augment, mean=mean, std=std, order_seed=order_seed, aug_seed=aug_seed,
-                         min_last_batch=min_last_batch, dtype=dtype, data_device=torch.device("cpu"),
-                         aug_device=device)
+    def __init__(self, images: ShardImages, labels: np.ndarray, *, workers: int | None = None, **batching) -> None:
+        super().__init__(images, labels, **batching)
         self.images = images
-        self.workers = stream_workers(device) if workers is None else workers
+        self.workers = stream_workers(self.device) if workers is None else workers
+
+    def _data_device(self, images: ShardImages) -> torch.device:
+        return torch.device("cpu")  # rows and labels: what the reader is asked for
+
+    def _aug_device(self) -> torch.device:
+        return self.device
 
     def images_of(self, batches: list[torch.Tensor]) -> Iterator[torch.Tensor]:
         reads = torch.utils.data.DataLoader(
