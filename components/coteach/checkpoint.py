@@ -49,7 +49,7 @@ def run_settings(
     test_images: training.Pixels,
     test_labels: np.ndarray,
     test_exact: np.ndarray | None,
-    normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None,
+    normalisation: training.Normalisation | None,
     device: torch.device,
 ) -> dict:
     """Everything that determines the result; a checkpoint resumes only if these match.

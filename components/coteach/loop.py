@@ -163,10 +163,8 @@ def effective_precision(recipe: Recipe, device: torch.device) -> str:
     return recipe.precision if device.type == "cuda" else "fp32"
 
 
-Normalisation = tuple[tuple[float, ...], tuple[float, ...]]
-
-
-def input_normalisation(recipe: Recipe, dataset_statistics: Normalisation | None) -> Normalisation | None:
+def input_normalisation(recipe: Recipe,
+                        dataset_statistics: training.Normalisation | None) -> training.Normalisation | None:
     """(mean, std) of the inputs when the recipe normalises (the dataset's own statistics when it has
     them, else CIFAR-10's: :func:`~..common.training.input_normalisation`), None when it does not
     (the Feb-2020 and 2018 recipes feed pixels / 255, as the official ``ToTensor()``)."""
@@ -175,7 +173,8 @@ def input_normalisation(recipe: Recipe, dataset_statistics: Normalisation | None
 
 def make_loaders(train_images: training.Pixels, labels: np.ndarray, test_images: training.Pixels,
                  test_labels: np.ndarray, recipe: Recipe, device: torch.device,
-                 seeds: Seeds, normalisation: Normalisation | None) -> tuple[training.Loader, training.Loader]:
+                 seeds: Seeds,
+                 normalisation: training.Normalisation | None) -> tuple[training.Loader, training.Loader]:
     """The kept train rows (shuffled, augmented) and the test set: held on the device, or streamed
     from packed shards (:func:`~..common.training.make_loader`)."""
     mean, std = normalisation or (None, None)
@@ -377,7 +376,7 @@ class History:
 
 def run_metadata(recipe: Recipe, *, seed: int, num_classes: int, n_view: int, n_train: int, n_test: int,
                  exact_rows: torch.Tensor | None, weights: np.ndarray | None, steps_per_epoch: int,
-                 device: torch.device, resolution: int, normalisation: Normalisation | None,
+                 device: torch.device, resolution: int, normalisation: training.Normalisation | None,
                  metadata: dict | None) -> dict:
     """The fixed part of the metrics (contract of docs/architecture.md)."""
     return {
@@ -463,7 +462,7 @@ def train_coteaching(
     true_labels: np.ndarray | None = None,
     test_exact: np.ndarray | None = None,
     num_classes: int | None = None,
-    dataset_statistics: Normalisation | None = None,
+    dataset_statistics: training.Normalisation | None = None,
     resume: dict | None = None,
     resume_source: str = "checkpoint",
     write_checkpoint: Callable[[bytes], None] | None = None,

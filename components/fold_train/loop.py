@@ -303,7 +303,7 @@ def run_settings(
     labels: np.ndarray,
     stratify_labels: np.ndarray,
     num_classes: int,
-    normalisation: tuple[tuple[float, ...], tuple[float, ...]],
+    normalisation: training.Normalisation,
     device: torch.device,
 ) -> dict:
     """Everything that determines a fold's result; a checkpoint resumes only if these match.
@@ -350,7 +350,7 @@ def train_fold(
     stratify_labels: np.ndarray | None = None,
     num_classes: int | None = None,
     classes: Sequence[str] | None = None,
-    normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+    normalisation: training.Normalisation | None = None,
     device: torch.device | None = None,
     resume: dict | None = None,
     resume_source: str = "checkpoint",
